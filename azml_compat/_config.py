@@ -1,0 +1,77 @@
+"""Settings read from the environment, in one place, without importing MLflow."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+DEFAULT_FLUSH_TIMEOUT = 30.0
+DEFAULT_MAX_OUTPUT_BYTES = 512 * 1024 * 1024
+
+
+def default_tracking_uri(cwd: str | None = None) -> str:
+    """MLflow 3's own default, pinned to an absolute path so a later ``chdir`` cannot move it.
+
+    Like MLflow: ``sqlite:///mlflow.db`` in the working directory, unless ``./mlruns`` already
+    holds file-store experiments (``mlruns/<n>/meta.yaml``), in which case that store is kept.
+    """
+    cwd = os.path.abspath(cwd or os.getcwd())
+    mlruns = os.path.join(cwd, "mlruns")
+    try:
+        with os.scandir(mlruns) as entries:
+            for entry in entries:
+                if entry.is_dir() and entry.name.isdigit() and os.path.lexists(
+                    os.path.join(entry.path, "meta.yaml")
+                ):
+                    return "file://" + mlruns
+    except OSError:
+        pass
+    return "sqlite:///" + os.path.join(cwd, "mlflow.db")
+
+
+def tracking_uri(cwd: str | None = None) -> str:
+    """``MLFLOW_TRACKING_URI`` if set, else the embedded default for ``cwd``."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(cwd)
+
+
+def _env_number(name: str, default: float, cast=float):
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = cast(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a number") from None
+    if value < 0:
+        raise ValueError(f"{name}={raw!r} must not be negative")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a session needs from the environment, captured once at logger creation."""
+
+    cwd: str = field(default_factory=lambda: os.path.abspath(os.getcwd()))
+    tracking_uri: str = ""
+    experiment_name: str = ""
+    run_id: str | None = None
+    flush_timeout: float = DEFAULT_FLUSH_TIMEOUT
+    max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        cwd = os.path.abspath(os.getcwd())
+        return cls(
+            cwd=cwd,
+            tracking_uri=tracking_uri(cwd),
+            # Workbench kept run history per project folder: default to its name.
+            experiment_name=os.environ.get("MLFLOW_EXPERIMENT_NAME")
+            or os.path.basename(cwd)
+            or "Default",
+            run_id=os.environ.get("MLFLOW_RUN_ID") or None,
+            flush_timeout=_env_number("AZML_FLUSH_TIMEOUT", DEFAULT_FLUSH_TIMEOUT),
+            max_output_bytes=_env_number("AZML_MAX_OUTPUT_BYTES", DEFAULT_MAX_OUTPUT_BYTES, int),
+        )
+
+    @property
+    def outputs_dir(self) -> str:
+        return os.path.join(self.cwd, "outputs")

@@ -1,0 +1,86 @@
+"""Workbench metric names -> MLflow keys.
+
+MLflow accepts a key only if it matches ``^[/\\w.\\- :]*$``, has at most 250 characters and is
+unchanged by POSIX path normalisation (no empty, ``.`` or ``..`` component, no leading or
+trailing ``/``). Workbench accepted any string, so names MLflow would reject are mapped:
+
+1. every character outside ``[\\w.\\- :/]`` becomes ``_``;
+2. every empty, ``.`` or ``..`` path component becomes ``_``;
+3. a key longer than 240 characters is cut to 231 and gets ``-`` + 8 hex digits of the
+   name's SHA-1, so long names that share a prefix stay apart;
+4. if two different names of one run map to the same key, the later one gets the same
+   ``-`` + hash suffix.
+
+A name that is already valid is used unchanged. For each mapped key the run carries the tag
+``azml.name.<key>`` holding the original name, which is what the ``azml`` CLI shows.
+"""
+from __future__ import annotations
+
+import hashlib
+import posixpath
+import re
+import threading
+
+MAX_KEY = 250
+MAX_MAPPED_KEY = 240  # leaves room for the "azml.name." tag prefix
+NAME_TAG_PREFIX = "azml.name."
+
+_VALID = re.compile(r"^[/\w.\- :]*$")
+_INVALID_CHAR = re.compile(r"[^/\w.\- :]")
+
+
+def is_valid_key(name: str) -> bool:
+    """True when MLflow accepts ``name`` as a metric, param or tag key unchanged."""
+    if not name or len(name) > MAX_KEY or not _VALID.match(name):
+        return False
+    norm = posixpath.normpath(name)
+    return norm == name and norm != "." and not norm.startswith(("..", "/"))
+
+
+def _suffix(name: str) -> str:
+    return "-" + hashlib.sha1(name.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+
+
+def sanitize(name: str) -> str:
+    """Steps 1-3 of the mapping: a valid key for any non-empty name, the same every time."""
+    if is_valid_key(name):
+        return name
+    key = _INVALID_CHAR.sub("_", name)
+    key = "/".join(part if part not in ("", ".", "..") else "_" for part in key.split("/"))
+    if len(key) > MAX_MAPPED_KEY:
+        key = key[: MAX_MAPPED_KEY - 9] + _suffix(name)
+    return key
+
+
+def check_name(name) -> None:
+    if not isinstance(name, str):
+        raise TypeError(f"metric name must be a str, got {type(name).__name__}: {name!r}")
+    if not name:
+        raise ValueError("metric name must not be empty")
+
+
+class KeyMap:
+    """Remembers the key each name got in this run, so collisions are settled once."""
+
+    def __init__(self) -> None:
+        self._keys: dict[str, str] = {}
+        self._owners: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def get(self, name: str) -> str | None:
+        return self._keys.get(name)
+
+    def add(self, name: str) -> tuple[str, bool]:
+        """Key for a name not seen before, and whether it differs from the name."""
+        check_name(name)
+        with self._lock:
+            key = self._keys.get(name)
+            if key is not None:
+                return key, key != name
+            key = sanitize(name)
+            owner = self._owners.get(key)
+            if owner is not None and owner != name:
+                key = key[: MAX_MAPPED_KEY - 9] + _suffix(name)
+            self._owners[key] = name
+            self._keys[name] = key
+            return key, key != name

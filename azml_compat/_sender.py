@@ -1,0 +1,126 @@
+"""Delivers what the dispatcher took from its queue: connects, packs, retries, isolates.
+
+Transient failures (connection refused, 5xx, 429, auth) are retried with exponential backoff
+and jitter for as long as the process lives: the dispatcher's bounded flush at exit is what
+stops waiting, never a dropped record. A request the store rejects as invalid is split in
+halves until the offending record is found; only that record's handle fails.
+"""
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+
+from ._batching import ARTIFACT, END, FILE, Batch, pack
+from ._store import MlflowStore, RunSpec, is_run_level, is_transient
+
+log = logging.getLogger("azml")
+
+BACKOFF_START = 0.5
+BACKOFF_MAX = 30.0
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
+
+
+class Sender:
+    """One run's connection to the tracking store, created in the worker thread."""
+
+    def __init__(self, spec: RunSpec, on_run=None, store_factory=MlflowStore) -> None:
+        self.spec = spec
+        self._failing = False
+        self.store = self._retry(lambda: store_factory(spec.tracking_uri), "connect")
+        self.run_id = self._retry(lambda: self.store.open_run(spec), "open the run")
+        if on_run is not None:
+            on_run(self.run_id)
+
+    # -- retry policy ------------------------------------------------------------------------
+    def _retry(self, call, what: str):
+        delay = BACKOFF_START
+        while True:
+            try:
+                result = call()
+            except Exception as exc:  # noqa: BLE001 - classified below
+                if not is_transient(exc):
+                    raise
+                if not self._failing:
+                    self._failing = True
+                    log.warning(
+                        "azml: cannot %s at %s (%s); retrying in the background, "
+                        "nothing is dropped",
+                        what,
+                        self.spec.tracking_uri,
+                        _describe(exc),
+                    )
+                time.sleep(delay * random.uniform(0.5, 1.0))
+                delay = min(delay * 2, BACKOFF_MAX)
+                continue
+            if self._failing:
+                self._failing = False
+                log.warning("azml: tracking store %s reachable again", self.spec.tracking_uri)
+            return result
+
+    # -- delivery ----------------------------------------------------------------------------
+    def deliver(self, records):
+        """Yield ``(upto_seq, {seq: error})`` as each request completes."""
+        for request in pack(records):
+            if isinstance(request, Batch):
+                yield request.upto, self._send_batch(request)
+            else:
+                error = self._send_single(request.record)
+                yield request.upto, ({request.record[0]: error} if error else None)
+
+    def _send_batch(self, batch: Batch) -> dict:
+        try:
+            self._retry(
+                lambda: self.store.log_batch(self.run_id, batch.metrics, batch.tags), "log"
+            )
+            return {}
+        except Exception as exc:  # noqa: BLE001 - a permanent rejection
+            if len(batch) == 1 or is_run_level(exc):
+                log.warning("azml: the tracking store rejected %d record(s): %s",
+                            len(batch), _describe(exc))
+                return {seq: exc for seq in batch.seqs()}
+            first, second = batch.split()
+            return {**self._send_batch(first), **self._send_batch(second)}
+
+    def _send_single(self, record: tuple) -> BaseException | None:
+        kind = record[1]
+        try:
+            if kind == ARTIFACT:
+                self._retry(lambda: self.store.upload_bytes(self.run_id, record[2], record[3]),
+                            "upload")
+            elif kind == FILE:
+                self._retry(lambda: self.store.upload_file(self.run_id, record[2], record[3]),
+                            "upload")
+            elif kind == END:
+                self._retry(lambda: self.store.end_run(self.run_id, record[2], record[3]),
+                            "end the run")
+            else:
+                raise ValueError(f"unknown record kind {kind!r}")
+        except Exception as exc:  # noqa: BLE001 - reported through the record's handle
+            log.warning("azml: the tracking store rejected %s %r: %s", kind, record[2],
+                        _describe(exc))
+            return exc
+        return None
+
+
+class RunReady:
+    """Lets the session learn the run id once the worker has it (fork and CLI need it)."""
+
+    def __init__(self, run_id: str | None = None) -> None:
+        self.run_id = run_id
+        self._event = threading.Event()
+        if run_id:
+            self._event.set()
+
+    def __call__(self, run_id: str) -> None:
+        self.run_id = run_id
+        self._event.set()
+
+    def wait(self, timeout: float | None = None) -> str | None:
+        self._event.wait(timeout)
+        return self.run_id

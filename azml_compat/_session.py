@@ -1,0 +1,129 @@
+"""One process's link to one MLflow run: the dispatcher, the key map, step counters, and the
+end of the run (``outputs/``, status, bounded flush)."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+
+from ._batching import END, FILE, TAG
+from ._config import Settings
+from ._dispatcher import Dispatcher
+from ._keys import NAME_TAG_PREFIX, KeyMap
+from ._outputs import ProgressBar, scan, warn_skipped
+from ._sender import RunReady, Sender
+from ._store import RunSpec
+
+FINISHED, FAILED, KILLED = "FINISHED", "FAILED", "KILLED"
+MAX_TAG_VALUE = 8000
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def run_spec(settings: Settings) -> RunSpec:
+    """Which run this process logs to: an active MLflow run, ``MLFLOW_RUN_ID``, or a new one."""
+    script = sys.argv[0] if sys.argv and sys.argv[0] else "<console>"
+    tags = {
+        "azml.script_name": os.path.basename(script),
+        "azml.arguments": json.dumps(sys.argv[1:])[:MAX_TAG_VALUE],
+        "azml.working_dir": settings.cwd[:MAX_TAG_VALUE],
+        "mlflow.source.name": os.path.abspath(script) if script != "<console>" else script,
+        "mlflow.source.type": "LOCAL",
+    }
+    spec = RunSpec(
+        tracking_uri=settings.tracking_uri,
+        experiment_name=settings.experiment_name,
+        run_id=settings.run_id,
+        start_time_ms=now_ms(),
+        tags=tags,
+    )
+    mlflow = sys.modules.get("mlflow")  # only if the script uses MLflow itself: never import it
+    active = getattr(mlflow, "active_run", lambda: None)() if mlflow else None
+    if active is not None:
+        spec.run_id = active.info.run_id
+        spec.tracking_uri = mlflow.get_tracking_uri()
+    return spec
+
+
+class Session:
+    """Everything a logger needs; shared by every logger of the process."""
+
+    def __init__(self, settings: Settings, spec: RunSpec, steps: dict | None = None,
+                 keys: KeyMap | None = None, main: bool = True) -> None:
+        self.settings = settings
+        self.spec = spec
+        self.main = main  # False in a forked child: the parent ends the run
+        self.status = FINISHED
+        self.keys = keys or KeyMap()
+        self.steps: dict[str, int] = steps if steps is not None else {}
+        self.steps_lock = threading.Lock()
+        self.run = RunReady(spec.run_id)
+        self.dispatcher = Dispatcher(lambda: Sender(spec, on_run=self.run))
+        self._closed = False
+        if main:
+            os.makedirs(settings.outputs_dir, exist_ok=True)
+
+    def forked(self) -> "Session":
+        """A fresh session for a child after ``os.fork``, logging to the same run."""
+        spec = RunSpec(**{**self.spec.__dict__, "run_id": self.run.run_id})
+        keys = KeyMap()
+        keys._keys, keys._owners = dict(self.keys._keys), dict(self.keys._owners)
+        return Session(self.settings, spec, steps=dict(self.steps), keys=keys, main=False)
+
+    # -- helpers for the logger's hot path -------------------------------------------------
+    def new_key(self, name: str) -> str:
+        key, mapped = self.keys.add(name)
+        if mapped:
+            self.dispatcher.put(TAG, NAME_TAG_PREFIX + key, name[:MAX_TAG_VALUE])
+        return key
+
+    def next_steps(self, key: str, count: int = 1) -> int:
+        with self.steps_lock:
+            first = self.steps.get(key, 0)
+            self.steps[key] = first + count
+        return first
+
+    # -- end of run ----------------------------------------------------------------------------
+    def close(self) -> bool:
+        """Upload ``outputs/``, end the run if we started it, flush; True if all delivered."""
+        if self._closed:
+            return True
+        self._closed = True
+        upload_outputs = self.main and os.environ.get("AZML_UPLOAD_OUTPUTS", "1") != "0"
+        files = []
+        if upload_outputs:
+            files, skipped = scan(self.settings.outputs_dir, self.settings.max_output_bytes)
+            warn_skipped(skipped, self.settings.max_output_bytes)
+            files = [(self.dispatcher.put(FILE, d, p), size) for d, p, size in files]
+        if self.main and self.spec.owned:
+            self.dispatcher.put(END, self.status, now_ms())
+        delivered = self._wait(files)
+        if not delivered:
+            print(
+                f"azml: {self.dispatcher.pending} record(s) not delivered to "
+                f"{self.spec.tracking_uri}: no progress for {self.settings.flush_timeout:g} s "
+                f"(AZML_FLUSH_TIMEOUT)",
+                file=sys.stderr,
+            )
+        elif self.dispatcher.fatal is not None:
+            print(f"azml: could not log to {self.spec.tracking_uri}: {self.dispatcher.fatal}",
+                  file=sys.stderr)
+        return delivered
+
+    def _wait(self, files) -> bool:
+        timeout = self.settings.flush_timeout
+        bar = ProgressBar(sum(size for _, size in files))
+        if not bar.enabled:
+            return self.dispatcher.flush(timeout, stall_timeout=True)
+        while not self.dispatcher.flush(0.5, stall_timeout=True):
+            bar.draw(sum(size for handle, size in files if handle.done()))
+            if time.monotonic() - self.dispatcher.last_progress > timeout:
+                bar.close()
+                return False
+        bar.draw(bar.total)
+        bar.close()
+        return True
