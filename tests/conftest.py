@@ -1,0 +1,212 @@
+"""Real tracking stores for the tests: the embedded SQLite default and a real ``mlflow server``
+on 127.0.0.1 (free port, stopped afterwards). No mocks."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import requests
+
+REPO = Path(__file__).resolve().parent.parent
+# Variables that would point a child process somewhere other than where the test says.
+_SCRUBBED = ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID",
+             "AZML_FLUSH_TIMEOUT", "AZML_MAX_OUTPUT_BYTES", "AZML_UPLOAD_OUTPUTS", "AZML_HOME")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def clean_env(**extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED}
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update({k: str(v) for k, v in extra.items() if v is not None})
+    return env
+
+
+class MlflowServer:
+    """``mlflow server`` in its own process group, so stopping it stops its workers too."""
+
+    def __init__(self, root: Path, backend_uri: str | None = None, extra_args=(), env=None):
+        self.root = root
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        root.mkdir(parents=True, exist_ok=True)
+        self.backend_uri = backend_uri or f"sqlite:///{root / 'server.db'}"
+        self.args = [
+            sys.executable, "-m", "mlflow", "server",
+            "--host", "127.0.0.1", "--port", str(self.port),
+            "--backend-store-uri", self.backend_uri,
+            "--artifacts-destination", str(root / "artifacts"),
+            *extra_args,
+        ]
+        self.env = clean_env(MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false", **(env or {}))
+        self.proc = None
+        self.log = root / "server.log"
+
+    def start(self, timeout: float = 90.0) -> "MlflowServer":
+        self.proc = subprocess.Popen(
+            self.args, env=self.env, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"mlflow server exited: {self.log.read_text()[-3000:]}")
+            try:
+                if requests.get(self.url + "/health", timeout=2).status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.3)
+        self.stop()
+        raise RuntimeError(f"mlflow server not healthy after {timeout}s: {self.log.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(15)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait(15)
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory):
+    server = MlflowServer(tmp_path_factory.mktemp("mlflow-server")).start()
+    yield server
+    server.stop()
+
+
+@dataclass
+class Store:
+    """A tracking store plus a project folder to run legacy scripts in."""
+
+    kind: str
+    uri: str  # what the tests read with; for "sqlite" children get no MLFLOW_TRACKING_URI
+    workdir: Path
+    experiment: str
+    env_extra: dict = field(default_factory=dict)
+
+    @property
+    def client(self):
+        from mlflow.tracking import MlflowClient
+
+        return MlflowClient(self.uri)
+
+    def env(self, **extra) -> dict:
+        values = dict(self.env_extra)
+        if self.kind != "sqlite":
+            values["MLFLOW_TRACKING_URI"] = self.uri
+        values["MLFLOW_EXPERIMENT_NAME"] = self.experiment
+        values.update(extra)
+        return clean_env(**values)
+
+    def write_script(self, code: str, name: str = "train.py") -> Path:
+        path = self.workdir / name
+        path.write_text(textwrap.dedent(code))
+        return path
+
+    def run_script(self, code: str, *args, name: str = "train.py", timeout: float = 120,
+                   check: bool = True, **env) -> subprocess.CompletedProcess:
+        path = self.write_script(code, name)
+        proc = subprocess.run(
+            [sys.executable, str(path), *map(str, args)], cwd=self.workdir, env=self.env(**env),
+            capture_output=True, text=True, timeout=timeout,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(f"script failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+        return proc
+
+    def runs(self, experiment: str | None = None):
+        experiment = self.client.get_experiment_by_name(experiment or self.experiment)
+        if experiment is None:
+            return []
+        return self.client.search_runs([experiment.experiment_id], order_by=["attribute.start_time DESC"])
+
+    def only_run(self):
+        runs = self.runs()
+        assert len(runs) == 1, f"expected one run, found {len(runs)}"
+        return runs[0]
+
+    def history(self, run_id: str, key: str):
+        return sorted(self.client.get_metric_history(run_id, key), key=lambda m: m.step)
+
+    def artifact_bytes(self, run_id: str, path: str) -> bytes:
+        from mlflow.artifacts import download_artifacts
+
+        local = download_artifacts(run_id=run_id, artifact_path=path, tracking_uri=self.uri,
+                                   dst_path=str(self.workdir / f"dl-{uuid.uuid4().hex}"))
+        return Path(local).read_bytes()
+
+    def artifact_paths(self, run_id: str, path: str | None = None) -> set[str]:
+        found = set()
+        for info in self.client.list_artifacts(run_id, path):
+            if info.is_dir:
+                found |= self.artifact_paths(run_id, info.path)
+            else:
+                found.add(info.path)
+        return found
+
+
+def _make_store(kind: str, tmp_path: Path, request) -> Store:
+    workdir = tmp_path / "project"
+    workdir.mkdir()
+    experiment = f"exp-{uuid.uuid4().hex[:10]}"
+    if kind == "sqlite":
+        return Store(kind, f"sqlite:///{workdir / 'mlflow.db'}", workdir, experiment)
+    server = request.getfixturevalue("mlflow_server")
+    return Store(kind, server.url, workdir, experiment)
+
+
+@pytest.fixture(params=["sqlite", "server"])
+def store(request, tmp_path) -> Store:
+    """Each test using this runs twice: on the embedded default and on a real server."""
+    return _make_store(request.param, tmp_path, request)
+
+
+@pytest.fixture
+def sqlite_store(request, tmp_path) -> Store:
+    return _make_store("sqlite", tmp_path, request)
+
+
+@pytest.fixture
+def server_store(request, tmp_path) -> Store:
+    return _make_store("server", tmp_path, request)
+
+
+@pytest.fixture
+def make_logger(store):
+    """An in-process logger on ``store`` (a fresh session, not the process singleton)."""
+    from azml_compat._config import Settings
+    from azml_compat._logger import AzureMLLogger
+    from azml_compat._session import Session, run_spec
+
+    sessions = []
+
+    def make(**settings):
+        cfg = Settings(cwd=str(store.workdir), tracking_uri=store.uri,
+                       experiment_name=store.experiment, **settings)
+        session = Session(cfg, run_spec(cfg))
+        sessions.append(session)
+        return AzureMLLogger(session)
+
+    yield make
+    for session in sessions:
+        session.close()

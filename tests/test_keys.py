@@ -1,0 +1,69 @@
+"""Metric names -> MLflow keys: valid names unchanged, others mapped to keys MLflow accepts."""
+import pytest
+from hypothesis import given, settings, strategies as st
+from mlflow.utils.validation import _validate_metric_name, _validate_tag_name
+
+from azml_compat._keys import KeyMap, is_valid_key, sanitize
+
+
+@pytest.mark.parametrize("name", ["accuracy", "my metric 1", "loss/train", "a.b-c:d", "ünïcode",
+                                  "trailing space ", "x" * 250])
+def test_valid_names_are_kept(name):
+    assert is_valid_key(name)
+    assert sanitize(name) == name
+
+
+@pytest.mark.parametrize("name, key", [
+    ("accuracy (%)", "accuracy ___"),
+    ("a,b", "a_b"),
+    ("/abs", "_/abs"),
+    ("dir/", "dir/_"),
+    ("a//b", "a/_/b"),
+    ("./a", "_/a"),
+    ("../a", "_/a"),
+    ("..", "_"),
+    ("tab\there", "tab_here"),
+    ("a+b=c@d#e", "a_b_c_d_e"),
+])
+def test_invalid_names_are_mapped(name, key):
+    assert sanitize(name) == key
+
+
+def test_long_names_keep_distinct_keys():
+    a, b = "x" * 300 + "a", "x" * 300 + "b"
+    ka, kb = sanitize(a), sanitize(b)
+    assert ka != kb
+    assert len(ka) <= 240 and is_valid_key(ka)
+    assert sanitize(a) == ka  # deterministic
+
+
+def test_two_names_mapping_to_one_key_get_distinct_keys():
+    keys = KeyMap()
+    first, mapped_first = keys.add("a,b")
+    second, mapped_second = keys.add("a;b")
+    assert first == "a_b" and mapped_first
+    assert second.startswith("a_b-") and mapped_second and second != first
+    assert keys.add("a,b") == (first, True)  # remembered
+    assert keys.get("a;b") == second
+
+
+def test_a_valid_name_colliding_with_a_mapped_one_is_kept_apart():
+    keys = KeyMap()
+    keys.add("a,b")
+    key, mapped = keys.add("a_b")
+    assert key != "a_b" and mapped
+
+
+@pytest.mark.parametrize("bad, error", [("", ValueError), (None, TypeError), (3, TypeError)])
+def test_empty_or_non_string_names_are_refused(bad, error):
+    with pytest.raises(error, match="metric name"):
+        KeyMap().add(bad)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(min_size=1, max_size=400))
+def test_every_mapped_key_passes_mlflows_own_validation(name):
+    key = sanitize(name)
+    _validate_metric_name(key)  # MLflow's validator raises on anything it would reject
+    _validate_tag_name("azml.name." + key)
+    assert len(key) <= 250

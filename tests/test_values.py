@@ -1,0 +1,95 @@
+"""What each value given to log() becomes (the table in the logging API issue)."""
+import fractions
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from azml_compat._values import DOCUMENT, NOTHING, POINT, SERIES, TEXT, classify
+
+
+@pytest.mark.parametrize("value, expected", [
+    (7, 7.0), (0.5, 0.5), (2**70, float(2**70)), (True, 1.0), (False, 0.0),
+    (np.float32(1.5), 1.5), (np.float64(2.25), 2.25), (np.int8(-3), -3.0), (np.int64(9), 9.0),
+    (np.uint16(5), 5.0), (np.bool_(True), 1.0), (np.bool_(False), 0.0), (np.array(4.5), 4.5),
+    (np.array(True), 1.0), (fractions.Fraction(1, 4), 0.25),
+])
+def test_scalars_become_points(value, expected):
+    kind, payload = classify("m", value)
+    assert kind == POINT and payload == expected and type(payload) is float
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf"), np.float64("nan")])
+def test_nan_and_inf_are_points(value):
+    kind, payload = classify("m", value)
+    assert kind == POINT and (math.isnan(payload) or math.isinf(payload))
+
+
+def test_huge_int_is_a_clear_error():
+    with pytest.raises(ValueError, match="'m'.*too large"):
+        classify("m", 10**400)
+
+
+def test_strings_become_text():
+    assert classify("m", "hello") == (TEXT, "hello")
+    assert classify("m", np.str_("x")) == (TEXT, "x")
+
+
+@pytest.mark.parametrize("value, expected", [
+    ([1, 3, 5, 10, 6, 4], [1.0, 3.0, 5.0, 10.0, 6.0, 4.0]),
+    ((0.5, 1), [0.5, 1.0]),
+    ([True, False, np.float32(2)], [1.0, 0.0, 2.0]),
+    (np.array([1, 2, 3], dtype=np.int64), [1.0, 2.0, 3.0]),
+    (np.array([0.5, np.nan]), [0.5, float("nan")]),
+    (np.array([True, False]), [1.0, 0.0]),
+])
+def test_sequences_of_numbers_become_series(value, expected):
+    kind, payload = classify("m", value)
+    assert kind == SERIES
+    assert len(payload) == len(expected)
+    for got, want in zip(payload, expected):
+        assert type(got) is float and (got == want or (math.isnan(got) and math.isnan(want)))
+
+
+def test_series_is_a_snapshot_of_the_list():
+    values = [1.0, 2.0]
+    _, payload = classify("m", values)
+    values.append(3.0)
+    assert payload == [1.0, 2.0]
+
+
+def test_documents():
+    assert classify("m", ["a", "b"]) == (DOCUMENT, ("list", ["a", "b"]))
+    assert classify("m", np.array(["a", "b"])) == (DOCUMENT, ("list", ["a", "b"]))
+    kind, (typ, content) = classify("m", {"a": 1, "b": [np.float32(0.5), float("nan")], 3: None})
+    assert kind == DOCUMENT and typ == "dict"
+    assert content == {"a": 1, "b": [0.5, None], "3": None}
+    kind, (typ, content) = classify("m", pd.DataFrame({"x": [1, 2], "y": ["a", "b"]}))
+    assert typ == "DataFrame" and content["columns"] == ["x", "y"] and content["data"] == [[1, "a"], [2, "b"]]
+    kind, (typ, content) = classify("m", pd.Series([1.5, 2.5], name="s"))
+    assert typ == "Series" and content["data"] == [1.5, 2.5] and content["name"] == "s"
+
+
+@pytest.mark.parametrize("value", [[], (), np.array([])])
+def test_empty_sequences_are_nothing(value):
+    assert classify("m", value) == (NOTHING, None)
+
+
+@pytest.mark.parametrize("value, detail", [
+    (None, "NoneType"),
+    ([1, None], "holds None"),
+    ([[1, 2], [3]], "nested"),
+    ([1, "a"], "mixes numbers and strings"),
+    (np.zeros((2, 2)), "2-D array"),
+    (object(), "object"),
+    (b"\xff\xfe", "decode it to str"),
+    (1 + 2j, "complex"),
+    ({"a": object()}, "not JSON-serialisable"),
+    ({"a": {(1, 2): 3}}, "dict key"),
+])
+def test_other_values_are_type_errors_naming_the_metric(value, detail):
+    with pytest.raises(TypeError) as info:
+        classify("my metric", value)
+    message = str(info.value)
+    assert "'my metric'" in message and detail in message and "accepted:" in message
