@@ -3,6 +3,7 @@ fork. Everything here is installed once, on the first ``get_azureml_logger()``."
 from __future__ import annotations
 
 import atexit
+import concurrent.futures.thread  # noqa: F401 - see _install_hooks
 import os
 import signal
 import sys
@@ -46,7 +47,12 @@ def _install_hooks() -> None:
     if _hooks_installed:
         return
     _hooks_installed = True
-    atexit.register(_at_exit)
+    # threading's exit hooks run while the interpreter is still whole (before atexit), so the
+    # worker can still import MLflow if the script ends before it finished doing so. MLflow
+    # imports concurrent.futures.thread, which registers such a hook itself and would fail
+    # once shutdown has begun: it is imported above, on the caller's thread, for that reason.
+    register = getattr(threading, "_register_atexit", atexit.register)
+    register(_at_exit)
     previous_hook = sys.excepthook
 
     def excepthook(kind, value, traceback):

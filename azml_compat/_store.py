@@ -37,11 +37,15 @@ def http_status(exc: BaseException) -> int | None:
 
 
 def is_transient(exc: BaseException) -> bool:
-    """True when retrying later may succeed: connection trouble, 429, 5xx, auth (fixable)."""
+    """True when retrying later may succeed: network or disk trouble, 429, 5xx, auth (fixable)."""
     status = http_status(exc)
-    if status is None:
-        return True  # not an MLflow verdict on the request: network, disk, database lock
-    return status >= 500 or status in (401, 403, 408, 429)
+    if status is not None:
+        return status >= 500 or status in (401, 403, 408, 429)
+    if isinstance(exc, (OSError, TimeoutError)):  # includes requests' and urllib3's errors
+        return True
+    kind = type(exc)
+    return kind.__module__.startswith("sqlalchemy") and kind.__name__ in (
+        "OperationalError", "TimeoutError", "DisconnectionError")
 
 
 def is_run_level(exc: BaseException) -> bool:
