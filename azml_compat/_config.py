@@ -6,6 +6,11 @@ from dataclasses import dataclass, field
 
 DEFAULT_FLUSH_TIMEOUT = 30.0
 DEFAULT_MAX_OUTPUT_BYTES = 512 * 1024 * 1024
+DEFAULT_MAX_JOURNAL_BYTES = 1024 * 1024 * 1024
+
+# Tracking URI schemes MLflow ships a store for (plus a bare path, which MLflow treats as file:).
+_SCHEMES = {"http", "https", "file", "sqlite", "postgresql", "mysql", "mssql", "databricks",
+            "databricks-uc", "uc"}
 
 
 def default_tracking_uri(cwd: str | None = None) -> str:
@@ -29,8 +34,43 @@ def default_tracking_uri(cwd: str | None = None) -> str:
 
 
 def tracking_uri(cwd: str | None = None) -> str:
-    """``MLFLOW_TRACKING_URI`` if set, else the embedded default for ``cwd``."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(cwd)
+    """``MLFLOW_TRACKING_URI`` if set (and well formed), else the embedded default for ``cwd``."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    return check_tracking_uri(uri) if uri else default_tracking_uri(cwd)
+
+
+def check_tracking_uri(uri: str) -> str:
+    """``uri``, or a ValueError naming it when no MLflow store could ever open it.
+
+    Checked when the logger is created, so a typo fails the script at once instead of
+    leaving every record stranded in the journal.
+    """
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(uri)
+    except ValueError as exc:
+        raise ValueError(f"MLFLOW_TRACKING_URI={uri!r} is not a valid URI: {exc}") from None
+    scheme = parts.scheme.split("+", 1)[0]
+    if not parts.scheme or (len(parts.scheme) == 1 and uri[1:2] == ":"):
+        return uri  # a local path (MLflow treats it as a file store)
+    if scheme not in _SCHEMES:
+        raise ValueError(
+            f"MLFLOW_TRACKING_URI={uri!r}: unknown scheme {parts.scheme!r} "
+            f"(expected one of {', '.join(sorted(_SCHEMES))})")
+    if scheme in ("http", "https") and not parts.hostname:
+        raise ValueError(f"MLFLOW_TRACKING_URI={uri!r} names no host")
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        raise ValueError(f"MLFLOW_TRACKING_URI={uri!r} has an invalid port") from None
+    return uri
+
+
+def journal_dir() -> str:
+    """``$AZML_HOME/journal``; ``AZML_HOME`` defaults to ``~/.azml``."""
+    home = os.environ.get("AZML_HOME") or os.path.join(os.path.expanduser("~"), ".azml")
+    return os.path.join(home, "journal")
 
 
 def _env_number(name: str, default: float, cast=float):
@@ -56,6 +96,8 @@ class Settings:
     run_id: str | None = None
     flush_timeout: float = DEFAULT_FLUSH_TIMEOUT
     max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
+    journal_dir: str = field(default_factory=lambda: journal_dir())
+    max_journal_bytes: int = DEFAULT_MAX_JOURNAL_BYTES
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -70,6 +112,8 @@ class Settings:
             run_id=os.environ.get("MLFLOW_RUN_ID") or None,
             flush_timeout=_env_number("AZML_FLUSH_TIMEOUT", DEFAULT_FLUSH_TIMEOUT),
             max_output_bytes=_env_number("AZML_MAX_OUTPUT_BYTES", DEFAULT_MAX_OUTPUT_BYTES, int),
+            journal_dir=journal_dir(),
+            max_journal_bytes=_env_number("AZML_MAX_JOURNAL_BYTES", DEFAULT_MAX_JOURNAL_BYTES, int),
         )
 
     @property

@@ -1,19 +1,31 @@
 """The background worker between ``log()`` and the tracking store.
 
-Modelled on sentry-python's worker: callers append a record to an in-memory queue and return
-at once; one daemon thread drains the queue and hands what it took to a *sender* (connecting
-to MLflow, packing batches, retrying: see ``_sender``). Completion is tracked as a watermark
-over sequence numbers, so a handle is two fields and ``wait()`` never needs a per-record event.
+Modelled on sentry-python's worker, with a journal in the middle:
 
-The seam for durability is ``Dispatcher._take``: records leave the queue there and are what
-the sender must deliver; a journal slots in at that point without changing callers or sender.
+    put() ──> queue (RAM) ──writer thread──> journal (disk) ──sender thread──> tracking store
+
+* ``put`` appends to an in-memory queue under a lock and returns: no I/O, no event to set.
+* The writer wakes every ``COMMIT_INTERVAL`` and moves the whole queue into the journal in one
+  transaction (a group commit), so RAM holds at most a fraction of a second of records.
+* The sender reads the journal in order, packs and sends (``_sender``), and settles what was
+  delivered. It can block on a dead server for as long as it likes: the writer goes on.
+
+Completion is a watermark over sequence numbers, so a handle is two fields and ``wait()`` is a
+condition wait, never a per-record event.
 """
 from __future__ import annotations
 
 import collections
+import logging
 import os
 import threading
 import time
+
+log = logging.getLogger("azml")
+
+COMMIT_INTERVAL = 0.05  # seconds between group commits; the issue allows up to ~0.2
+SEND_WINDOW = 5_000  # records the sender reads from the journal at a time
+TAKE_LIMIT = 20_000  # records per journal transaction
 
 
 class Handle:
@@ -61,47 +73,49 @@ class DoneHandle(Handle):
 
 
 class Dispatcher:
-    """A FIFO of records and the one thread that delivers them, in order."""
+    """A FIFO of records, the journal behind it, and the threads that deliver them in order."""
 
-    MAX_TAKE = 10_000  # records taken from the queue per round
-
-    def __init__(self, sender_factory, name: str = "azml-dispatcher") -> None:
+    def __init__(self, journal, sender_factory, fallback=None, max_journal_bytes: int = 0) -> None:
+        self.journal = journal
+        self._fallback = fallback  # called with the error when the journal cannot be written
+        self._max_journal_bytes = max_journal_bytes
         self._sender_factory = sender_factory
         self._queue: collections.deque = collections.deque()
         self._lock = threading.Lock()  # orders seq numbers with queue appends
-        self._cond = threading.Condition(threading.Lock())  # completion watermark changes
-        self._wake = threading.Event()
+        self._write_lock = threading.Lock()  # one journal writer: the thread or the exit commit
+        self._cond = threading.Condition(threading.Lock())  # watermarks change
+        self._wake = threading.Event()  # hurries the writer (flush, wait, exit)
         self._seq = 0
-        self._done = 0  # every record with seq <= _done has completed
+        self._journaled = 0  # every record with seq <= _journaled is in the journal
+        self._done = 0  # every record with seq <= _done has been delivered or rejected
         self._errors: dict[int, BaseException] = {}
         self._last_progress = time.monotonic()
         self.fatal: BaseException | None = None  # why the sender could not even start
         self.pid = os.getpid()
-        self._thread = threading.Thread(target=self._work, name=name, daemon=True)
-        self._thread.start()
+        for target, name in ((self._write_loop, "azml-journal"), (self._send_loop, "azml-sender")):
+            threading.Thread(target=target, name=name, daemon=True).start()
 
     # -- caller side: no I/O, no MLflow ----------------------------------------------------
     def put(self, *record) -> Handle:
         with self._lock:
             self._seq = seq = self._seq + 1
             self._queue.append((seq, *record))
-        if not self._wake.is_set():
-            self._wake.set()
         return Handle(self, seq)
 
     def completed(self, seq: int) -> bool:
         return self._done >= seq
 
     @property
+    def pending(self) -> int:
+        return self._seq - self._done
+
+    @property
     def last_progress(self) -> float:
         """``time.monotonic()`` when a record last completed."""
         return self._last_progress
 
-    @property
-    def pending(self) -> int:
-        return self._seq - self._done
-
     def wait_for(self, seq: int, timeout: float | None = None) -> None:
+        self._wake.set()
         with self._cond:
             if not self._cond.wait_for(lambda: self._done >= seq, timeout):
                 raise TimeoutError(
@@ -119,6 +133,7 @@ class Dispatcher:
         moving upload is not cut off while a store that stopped answering still is.
         """
         target = self._seq
+        self._wake.set()
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             while self._done < target:
@@ -133,15 +148,70 @@ class Dispatcher:
                 self._cond.wait(remaining)
         return True
 
-    # -- worker side -------------------------------------------------------------------------
-    def _take(self) -> list:
-        records = []
-        queue = self._queue
-        while queue and len(records) < self.MAX_TAKE:
-            records.append(queue.popleft())
-        return records
+    def commit(self) -> None:
+        """Move everything queued into the journal now (used at exit, on the caller's thread)."""
+        self._write_pending()
 
-    def _complete(self, upto: int, errors: dict[int, BaseException] | None = None) -> None:
+    # -- writer thread ---------------------------------------------------------------------------
+    def _write_loop(self) -> None:
+        while True:
+            self._wake.wait(COMMIT_INTERVAL)
+            self._wake.clear()
+            self._write_pending()
+
+    def _write_pending(self) -> None:
+        with self._write_lock:
+            while self._queue:
+                batch = []
+                while self._queue and len(batch) < TAKE_LIMIT:
+                    batch.append(self._queue.popleft())
+                self._append(batch)
+                with self._cond:
+                    self._journaled = batch[-1][0]
+                    self._cond.notify_all()
+
+    def _append(self, batch: list) -> None:
+        try:
+            self.journal.append(batch)  # one transaction: all of the batch or none of it
+        except Exception as exc:  # noqa: BLE001 - the disk failed us: keep going in RAM
+            if self._fallback is None:
+                raise
+            self.journal = self._fallback(self.journal, exc)
+            self._fallback = None
+            self.journal.append(batch)
+            return
+        if self._max_journal_bytes and self._fallback is not None:
+            if self.journal.size() > self._max_journal_bytes:
+                self.journal = self._fallback(self.journal, OSError(
+                    f"it reached AZML_MAX_JOURNAL_BYTES={self._max_journal_bytes:,} bytes"))
+                self._fallback = None
+
+    # -- sender thread ---------------------------------------------------------------------------
+    def _send_loop(self) -> None:
+        try:
+            sender = self._sender_factory()
+        except BaseException as exc:  # noqa: BLE001 - reported through every handle instead
+            self.fatal = exc
+            log.warning("azml: cannot log to this run: %s", exc)
+            sender = None
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._journaled > self._done)
+                after = self._done
+            records = self.journal.pending(after, SEND_WINDOW)
+            if not records:  # cannot happen while the journal keeps what it was given
+                time.sleep(COMMIT_INTERVAL)
+                continue
+            if sender is None:
+                # Keep the records for `azml sync`; only the handles learn of the failure.
+                self._complete(records[-1][0], {r[0]: self.fatal for r in records}, settle=False)
+                continue
+            for upto, errors in sender.deliver(records):
+                self._complete(upto, errors)
+
+    def _complete(self, upto: int, errors: dict | None = None, settle: bool = True) -> None:
+        if settle:
+            self.journal.settle(upto, errors)
         if errors:
             self._errors.update(errors)
         with self._cond:
@@ -149,22 +219,3 @@ class Dispatcher:
                 self._done = upto
                 self._last_progress = time.monotonic()
             self._cond.notify_all()
-
-    def _work(self) -> None:
-        try:
-            sender = self._sender_factory()
-        except BaseException as exc:  # noqa: BLE001 - reported through every handle instead
-            self.fatal = exc
-            sender = None
-        while True:
-            self._wake.wait()
-            self._wake.clear()
-            while True:
-                records = self._take()
-                if not records:
-                    break
-                if sender is None:
-                    self._complete(records[-1][0], {r[0]: self.fatal for r in records})
-                    continue
-                for upto, errors in sender.deliver(records):
-                    self._complete(upto, errors)

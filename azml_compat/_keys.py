@@ -5,7 +5,8 @@ unchanged by POSIX path normalisation (no empty, ``.`` or ``..`` component, no l
 trailing ``/``). Workbench accepted any string, so names MLflow would reject are mapped:
 
 1. every character outside ``[\\w.\\- :/]`` becomes ``_``;
-2. every empty, ``.`` or ``..`` path component becomes ``_``;
+2. every empty, ``.`` or ``..`` path component becomes ``_``, and a leading ``..`` (which MLflow
+   reads as a parent folder even in ``..0``) becomes ``_.``;
 3. a key longer than 240 characters is cut to 231 and gets ``-`` + 8 hex digits of the
    name's SHA-1, so long names that share a prefix stay apart;
 4. if two different names of one run map to the same key, the later one gets the same
@@ -47,6 +48,8 @@ def sanitize(name: str) -> str:
         return name
     key = _INVALID_CHAR.sub("_", name)
     key = "/".join(part if part not in ("", ".", "..") else "_" for part in key.split("/"))
+    if key.startswith(".."):
+        key = "_" + key[1:]
     if len(key) > MAX_MAPPED_KEY:
         key = key[: MAX_MAPPED_KEY - 9] + _suffix(name)
     return key

@@ -13,7 +13,7 @@ import threading
 import time
 
 from ._batching import ARTIFACT, END, FILE, Batch, pack
-from ._store import MlflowStore, RunSpec, is_run_level, is_transient
+from ._store import RunSpec, connect, is_run_level, is_transient
 
 log = logging.getLogger("azml")
 
@@ -29,9 +29,11 @@ def _describe(exc: BaseException) -> str:
 class Sender:
     """One run's connection to the tracking store, created in the worker thread."""
 
-    def __init__(self, spec: RunSpec, on_run=None, store_factory=MlflowStore) -> None:
+    def __init__(self, spec: RunSpec, on_run=None, store_factory=connect,
+                 give_up_after: float | None = None) -> None:
         self.spec = spec
         self._failing = False
+        self._give_up_after = give_up_after  # None: retry while the process lives
         self.store = self._retry(lambda: store_factory(spec.tracking_uri), "connect")
         self.run_id = self._retry(lambda: self.store.open_run(spec), "open the run")
         if on_run is not None:
@@ -40,11 +42,16 @@ class Sender:
     # -- retry policy ------------------------------------------------------------------------
     def _retry(self, call, what: str):
         delay = BACKOFF_START
+        first_failure = None
         while True:
             try:
                 result = call()
             except Exception as exc:  # noqa: BLE001 - classified below
                 if not is_transient(exc):
+                    raise
+                now = time.monotonic()
+                first_failure = first_failure or now
+                if self._give_up_after is not None and now - first_failure > self._give_up_after:
                     raise
                 if not self._failing:
                     self._failing = True
@@ -55,7 +62,9 @@ class Sender:
                         self.spec.tracking_uri,
                         _describe(exc),
                     )
-                time.sleep(delay * random.uniform(0.5, 1.0))
+                # Honour the server's Retry-After (429/503), else back off with jitter.
+                wait = max(delay * random.uniform(0.5, 1.0), getattr(exc, "retry_after", 0) or 0)
+                time.sleep(min(wait, BACKOFF_MAX))
                 delay = min(delay * 2, BACKOFF_MAX)
                 continue
             if self._failing:

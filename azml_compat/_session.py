@@ -3,14 +3,19 @@ end of the run (``outputs/``, status, bounded flush)."""
 from __future__ import annotations
 
 import json
+import logging
 import os
+import socket
+import sqlite3
 import sys
 import threading
 import time
+import uuid
 
 from ._batching import END, FILE, TAG
 from ._config import Settings
 from ._dispatcher import Dispatcher
+from ._journal import Journal, MemoryJournal, SpilledJournal
 from ._keys import NAME_TAG_PREFIX, KeyMap
 from ._outputs import ProgressBar, scan, warn_skipped
 from ._sender import RunReady, Sender
@@ -18,6 +23,7 @@ from ._store import RunSpec
 
 FINISHED, FAILED, KILLED = "FINISHED", "FAILED", "KILLED"
 MAX_TAG_VALUE = 8000
+log = logging.getLogger("azml")
 
 
 def now_ms() -> int:
@@ -62,13 +68,40 @@ class Session:
         self.steps: dict[str, int] = steps if steps is not None else {}
         self.steps_lock = threading.Lock()
         self.run = RunReady(spec.run_id)
-        self.dispatcher = Dispatcher(lambda: Sender(spec, on_run=self.run))
+        self.local_id = uuid.uuid4().hex
+        self.dispatcher = Dispatcher(
+            self._open_journal(), lambda: Sender(spec, on_run=self._on_run), fallback=self._spill,
+            max_journal_bytes=settings.max_journal_bytes)
         self._closed = False
         if main:
             os.makedirs(settings.outputs_dir, exist_ok=True)
 
+    # -- the journal ---------------------------------------------------------------------------
+    def _open_journal(self):
+        spec = self.spec
+        meta = {"tracking_uri": spec.tracking_uri, "experiment_name": spec.experiment_name,
+                "run_id": spec.run_id, "owned": spec.owned, "start_time_ms": spec.start_time_ms,
+                "tags": spec.tags, "pid": os.getpid(), "host": socket.gethostname()}
+        try:
+            return Journal.create(self.settings.journal_dir, self.local_id, meta)
+        except (OSError, sqlite3.Error) as exc:
+            log.warning("azml: cannot write the journal in %s (%s); logging goes on in memory, "
+                        "so records not yet sent are lost if the process dies",
+                        self.settings.journal_dir, exc)
+            return MemoryJournal()
+
+    def _spill(self, journal, exc):
+        log.warning("azml: the journal %s stopped taking records (%s); new records are kept in "
+                    "memory until sent", journal.path, exc)
+        return SpilledJournal(journal) if isinstance(journal, Journal) else MemoryJournal()
+
+    def _on_run(self, run_id: str) -> None:
+        self.dispatcher.journal.set_meta(run_id=run_id)  # what `azml sync` maps the run to
+        self.run(run_id)
+
     def forked(self) -> "Session":
         """A fresh session for a child after ``os.fork``, logging to the same run."""
+        self.dispatcher.journal.abandon()  # the parent's; the child opens its own
         spec = RunSpec(**{**self.spec.__dict__, "run_id": self.run.run_id})
         keys = KeyMap()
         keys._keys, keys._owners = dict(self.keys._keys), dict(self.keys._owners)
@@ -102,17 +135,17 @@ class Session:
         if self.main and self.spec.owned:
             self.dispatcher.put(END, self.status, now_ms())
         delivered = self._wait(files)
-        if not delivered:
-            print(
-                f"azml: {self.dispatcher.pending} record(s) not delivered to "
-                f"{self.spec.tracking_uri}: no progress for {self.settings.flush_timeout:g} s "
-                f"(AZML_FLUSH_TIMEOUT)",
-                file=sys.stderr,
-            )
-        elif self.dispatcher.fatal is not None:
-            print(f"azml: could not log to {self.spec.tracking_uri}: {self.dispatcher.fatal}",
-                  file=sys.stderr)
-        return delivered
+        self.dispatcher.commit()  # whatever is still queued goes to disk before we leave
+        journal = self.dispatcher.journal
+        if not delivered or self.dispatcher.fatal is not None:
+            reason = (f"could not log ({self.dispatcher.fatal})" if self.dispatcher.fatal
+                      else f"no progress for {self.settings.flush_timeout:g} s (AZML_FLUSH_TIMEOUT)")
+            where = (f"kept in {journal.path}: run `azml sync` to deliver them" if journal.path
+                     else "lost: the journal could not be written")
+            print(f"azml: {self.dispatcher.pending} record(s) not delivered to "
+                  f"{self.spec.tracking_uri} ({reason}); {where}", file=sys.stderr)
+        journal.close(prune=True)  # deletes the file only if nothing is left in it
+        return delivered and self.dispatcher.fatal is None
 
     def _wait(self, files) -> bool:
         timeout = self.settings.flush_timeout

@@ -114,3 +114,123 @@ class MlflowStore:
 
     def end_run(self, run_id: str, status: str, end_time_ms: int) -> None:
         self.client.set_terminated(run_id, status, end_time=end_time_ms)
+
+
+class StoreError(Exception):
+    """A tracking server's refusal, with what the retry policy needs to know."""
+
+    def __init__(self, message: str, status: int, error_code: str | None = None,
+                 retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error_code = error_code
+        self.retry_after = retry_after
+
+    def get_http_status_code(self) -> int:
+        return self.status
+
+    @classmethod
+    def from_response(cls, response, endpoint: str) -> "StoreError":
+        try:
+            body = response.json()
+            code, message = body.get("error_code"), body.get("message") or response.text
+        except ValueError:
+            code, message = None, response.text.strip()[:500]
+        retry_after = None
+        try:
+            retry_after = float(response.headers.get("Retry-After", ""))
+        except ValueError:
+            pass
+        return cls(f"{endpoint}: HTTP {response.status_code} {code or ''} {message}".strip(),
+                   response.status_code, code, retry_after)
+
+
+def _json_number(value: float):
+    """Protobuf's JSON form of a double: non-finite values travel as strings."""
+    if value != value:
+        return "NaN"
+    if value in (float("inf"), float("-inf")):
+        return "Infinity" if value > 0 else "-Infinity"
+    return value
+
+
+class RestStore(MlflowStore):
+    """An ``http(s)://`` tracking server, spoken to directly for the hot calls.
+
+    MLflow's client retries each request itself for minutes (urllib3, 7 retries); here every
+    request is tried once and the sender's policy decides (backoff, ``Retry-After``, giving up
+    at exit), while MLflow's own credential handling (basic auth, token, TLS) is reused.
+    Artifacts still go through ``MlflowClient``, which knows every artifact store.
+    """
+
+    TIMEOUT = 30
+
+    def __init__(self, tracking_uri: str) -> None:
+        super().__init__(tracking_uri)
+        from mlflow.utils.credentials import get_default_host_creds
+        from mlflow.utils.rest_utils import http_request
+
+        self._creds = get_default_host_creds(tracking_uri)
+        self._http = http_request
+
+    def _call(self, endpoint: str, method: str = "POST", body: dict | None = None) -> dict:
+        kwargs = {"json": body} if method == "POST" else {"params": body}
+        response = self._http(self._creds, endpoint, method, max_retries=0, backoff_factor=0,
+                              backoff_jitter=0, raise_on_status=False, timeout=self.TIMEOUT,
+                              **kwargs)
+        if response.status_code != 200:
+            raise StoreError.from_response(response, endpoint)
+        return response.json() if response.content else {}
+
+    def open_run(self, spec: RunSpec) -> str:
+        if spec.run_id:
+            self._call("/api/2.0/mlflow/runs/get", "GET", {"run_id": spec.run_id})
+            return spec.run_id
+        from mlflow.tracking.context.registry import resolve_tags
+
+        experiment_id = self._experiment_id(spec.experiment_name)
+        tags = [{"key": k, "value": str(v)} for k, v in resolve_tags(spec.tags).items()]
+        body = {"experiment_id": experiment_id, "start_time": spec.start_time_ms, "tags": tags}
+        return self._call("/api/2.0/mlflow/runs/create", body=body)["run"]["info"]["run_id"]
+
+    def _experiment_id(self, name: str) -> str:
+        for attempt in range(2):
+            try:
+                found = self._call("/api/2.0/mlflow/experiments/get-by-name", "GET",
+                                   {"experiment_name": name})["experiment"]
+            except StoreError as exc:
+                if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+                    raise
+            else:
+                if found.get("lifecycle_stage") == "deleted":
+                    raise ValueError(
+                        f"experiment {name!r} is deleted; restore it (mlflow experiments restore "
+                        f"--experiment-id {found['experiment_id']}) or set MLFLOW_EXPERIMENT_NAME")
+                return found["experiment_id"]
+            try:
+                return self._call("/api/2.0/mlflow/experiments/create",
+                                  body={"name": name})["experiment_id"]
+            except StoreError as exc:  # another process created it first: look again
+                if exc.error_code != "RESOURCE_ALREADY_EXISTS" or attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+    def log_batch(self, run_id: str, metrics: list, tags: list) -> None:
+        body = {
+            "run_id": run_id,
+            "metrics": [{"key": key, "value": _json_number(value), "timestamp": ts, "step": step}
+                        for _, key, value, ts, step in metrics],
+            "tags": [{"key": key, "value": value} for _, key, value in tags],
+        }
+        self._call("/api/2.0/mlflow/runs/log-batch", body=body)
+
+    def end_run(self, run_id: str, status: str, end_time_ms: int) -> None:
+        self._call("/api/2.0/mlflow/runs/update",
+                   body={"run_id": run_id, "status": status, "end_time": end_time_ms})
+
+
+def connect(tracking_uri: str) -> MlflowStore:
+    """The store for a URI: direct REST for servers, MlflowClient for everything else."""
+    if tracking_uri.startswith(("http://", "https://")):
+        return RestStore(tracking_uri)
+    return MlflowStore(tracking_uri)

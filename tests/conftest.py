@@ -87,6 +87,14 @@ class MlflowServer:
             self.proc.wait(15)
 
 
+@pytest.fixture(autouse=True)
+def azml_home(tmp_path, monkeypatch) -> Path:
+    """In-process loggers journal under the test's own folder, never in ~/.azml."""
+    home = tmp_path / "azml-home"
+    monkeypatch.setenv("AZML_HOME", str(home))
+    return home
+
+
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory):
     server = MlflowServer(tmp_path_factory.mktemp("mlflow-server")).start()
@@ -105,6 +113,14 @@ class Store:
     env_extra: dict = field(default_factory=dict)
 
     @property
+    def home(self) -> Path:
+        """AZML_HOME of the scripts this store runs: their journals live under it."""
+        return self.workdir.parent / "azml-home"
+
+    def journals(self) -> list[Path]:
+        return sorted((self.home / "journal").glob("*.db"))
+
+    @property
     def client(self):
         from mlflow.tracking import MlflowClient
 
@@ -115,6 +131,7 @@ class Store:
         if self.kind != "sqlite":
             values["MLFLOW_TRACKING_URI"] = self.uri
         values["MLFLOW_EXPERIMENT_NAME"] = self.experiment
+        values["AZML_HOME"] = str(self.home)
         values.update(extra)
         return clean_env(**values)
 

@@ -22,6 +22,7 @@ def test_valid_names_are_kept(name):
     ("./a", "_/a"),
     ("../a", "_/a"),
     ("..", "_"),
+    ("..0", "_.0"),
     ("tab\there", "tab_here"),
     ("a+b=c@d#e", "a_b_c_d_e"),
 ])
