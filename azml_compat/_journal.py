@@ -182,9 +182,15 @@ class Journal:
             row = self._db.execute("SELECT 1 FROM records WHERE kind = ? LIMIT 1", (END,))
             return row.fetchone() is not None
 
-    def last_timestamp(self) -> int | None:
-        with self._lock:
-            return self._db.execute("SELECT MAX(ts) FROM records").fetchone()[0]
+    def mtime(self) -> float:
+        """When the journal was last written (its WAL, else the file itself)."""
+        times = []
+        for suffix in ("", "-wal"):
+            try:
+                times.append(os.path.getmtime(self.path + suffix))
+            except OSError:
+                pass
+        return max(times, default=0.0)
 
     def size(self) -> int:
         total = 0

@@ -96,6 +96,9 @@ class Sender:
             first, second = batch.split()
             return {**self._send_batch(first), **self._send_batch(second)}
 
+    def end_run(self, status: str, end_time_ms: int) -> None:
+        self._retry(lambda: self.store.end_run(self.run_id, status, end_time_ms), "end the run")
+
     def _send_single(self, record: tuple) -> BaseException | None:
         kind = record[1]
         try:
@@ -106,8 +109,7 @@ class Sender:
                 self._retry(lambda: self.store.upload_file(self.run_id, record[2], record[3]),
                             "upload")
             elif kind == END:
-                self._retry(lambda: self.store.end_run(self.run_id, record[2], record[3]),
-                            "end the run")
+                self.end_run(record[2], record[3])
             else:
                 raise ValueError(f"unknown record kind {kind!r}")
         except Exception as exc:  # noqa: BLE001 - reported through the record's handle

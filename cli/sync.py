@@ -1,0 +1,57 @@
+"""``azml sync``: deliver what journals kept when the server was down or the process died
+(like ``wandb sync``). The library does the work in ``azml_compat._sync``; this formats it."""
+from __future__ import annotations
+
+import os
+
+import click
+
+from azml_compat._sync import sync as sync_journals
+
+from ._output import rendered, table
+
+
+def _row(result) -> dict:
+    state = ("skipped: " + result.skipped if result.skipped else
+             "failed: " + result.error if result.error else
+             "would deliver" if result.delivered == 0 and result.pending else "delivered")
+    return {
+        "journal": os.path.basename(result.journal),
+        "tracking_uri": result.tracking_uri,
+        "run_id": result.run_id,
+        "pending": sum(result.pending.values()),
+        "delivered": result.delivered,
+        "rejected": result.rejected,
+        "ended": result.ended,
+        "state": state,
+    }
+
+
+def _table(rows: list) -> str:
+    if not rows:
+        return "azml: no journals to sync"
+    headers = ["Journal", "Tracking_uri", "Run_id", "Pending", "Delivered", "Rejected", "State"]
+    keys = ["journal", "tracking_uri", "run_id", "pending", "delivered", "rejected", "state"]
+    return table(headers, [[row[k] for k in keys] for row in rows])
+
+
+@click.command()
+@click.option("--dry-run", is_flag=True, help="Only list what would be delivered.")
+@click.option("--give-up-after", type=float, default=30.0, show_default=True,
+              help="Seconds to keep retrying an unreachable store before moving on.")
+@rendered(_table)
+def sync(dry_run, give_up_after):
+    """Deliver every record still in $AZML_HOME/journal (default ~/.azml/journal).
+
+    Safe to run twice or at once: a journal in use is skipped. Runs that could not be created
+    when their script ran are created now, with their original start time.
+    """
+    results = sync_journals(dry_run=dry_run, give_up_after=give_up_after)
+    rows = [_row(r) for r in results]
+    failed = [r for r in results if r.error]
+    if failed:
+        click.echo(_table(rows), err=True)
+        raise click.ClickException(
+            f"{len(failed)} journal(s) not delivered: {failed[0].error}; they are kept, run "
+            "`azml sync` again")
+    return rows
