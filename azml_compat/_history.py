@@ -1,0 +1,304 @@
+"""Run history for the ``azml`` CLI: MLflow runs as Workbench's flattened run dicts.
+
+The CLI formats; this module fetches. Everything returned is plain JSON-ready data. A run dict
+holds each metric's latest value (and each user tag, i.e. a string the script logged) under its
+original Workbench name, then the fields in ``RUN_FIELDS``. ``run_number`` is the run's start
+time in milliseconds: it grows with every run of an experiment like Workbench's counter did,
+and costs nothing (MLflow cannot count runs without fetching them all).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import posixpath
+import shutil
+import tempfile
+import time
+from contextlib import contextmanager
+from datetime import datetime, timezone
+
+from ._config import Settings, tracking_uri
+from ._keys import NAME_TAG_PREFIX
+from ._paths import clean_artifact_path
+
+RUN_FIELDS = ("run_id", "run_number", "name", "script_name", "status", "created_utc",
+              "start_time_utc", "end_time_utc", "duration", "experiment_id", "target", "user_id",
+              "properties", "attachments")
+STATUS = {"RUNNING": "Running", "SCHEDULED": "Queued", "FINISHED": "Completed",
+          "FAILED": "Failed", "KILLED": "Canceled"}
+DEFAULT_MAX = 100
+PAGE = 1000  # runs per search request
+ORDER = ["attributes.start_time DESC"]
+DRIVER_LOG = "driver_log.txt"
+ALIASES = {"driver_log": DRIVER_LOG}  # Workbench's attachment names
+
+
+class HistoryError(Exception):
+    """Something the user can fix, said in one line."""
+
+
+def default_experiment() -> str:
+    """The library's choice: ``MLFLOW_EXPERIMENT_NAME``, else the working directory's name."""
+    return Settings.from_env().experiment_name
+
+
+def _number(value):
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
+def _utc(ms):
+    return None if ms is None else datetime.fromtimestamp(ms / 1000, timezone.utc).isoformat()
+
+
+def duration(start_ms, end_ms) -> str | None:
+    """``H:MM:SS.ffffff`` like Workbench (hours may exceed 24)."""
+    if start_ms is None:
+        return None
+    ms = max(0, (end_ms if end_ms is not None else int(time.time() * 1000)) - start_ms)
+    return f"{ms // 3_600_000}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d}.{ms % 1000 * 1000:06d}"
+
+
+def _user_tag(key: str) -> bool:
+    return not key.startswith(("mlflow.", "azml."))
+
+
+def values(run) -> dict:
+    """Latest metric values and logged strings, by original name, sorted by name."""
+    tags = run.data.tags
+    found = {**{k: v for k, v in tags.items() if _user_tag(k)},
+             **{k: _number(v) for k, v in run.data.metrics.items()}}
+    named = {tags.get(NAME_TAG_PREFIX + key, key): value for key, value in found.items()}
+    return dict(sorted(named.items()))
+
+
+def fields(run, attachments=None) -> dict:
+    info, tags = run.info, run.data.tags
+    try:
+        arguments = json.loads(tags["azml.arguments"]) if "azml.arguments" in tags else None
+    except ValueError:
+        arguments = tags["azml.arguments"]
+    script = tags.get("azml.script_name") or posixpath.basename(
+        tags.get("mlflow.source.name", "").replace("\\", "/")) or None
+    end = info.end_time if info.status != "RUNNING" else None
+    return {
+        "run_id": info.run_id,
+        "run_number": info.start_time,
+        "name": info.run_name,
+        "script_name": script,
+        "status": STATUS.get(info.status, str(info.status).title()),
+        "created_utc": _utc(info.start_time),
+        "start_time_utc": _utc(info.start_time),
+        "end_time_utc": _utc(end),
+        "duration": duration(info.start_time, end),
+        "experiment_id": info.experiment_id,
+        "target": "local",
+        "user_id": tags.get("mlflow.user") or info.user_id,
+        "properties": {"params": dict(sorted(run.data.params.items())), "arguments": arguments,
+                       "working_dir": tags.get("azml.working_dir"),
+                       "artifact_uri": info.artifact_uri},
+        "attachments": attachments,
+    }
+
+
+def rows(runs) -> list[dict]:
+    """Flattened runs; a run lacking another run's metric carries ``None`` for it."""
+    found = [values(run) for run in runs]
+    names = sorted({name for row in found for name in row})
+    return [{**{n: row.get(n) for n in names}, **fields(run)} for run, row in zip(runs, found)]
+
+
+class History:
+    """Queries against one tracking store (``MLFLOW_TRACKING_URI`` or the embedded default)."""
+
+    def __init__(self, uri: str | None = None) -> None:
+        self.uri = uri or tracking_uri()
+        self._client = None
+
+    @property
+    def client(self):
+        if self._client is None:
+            if self.uri.startswith("sqlite:///") and not os.path.exists(self.uri[len("sqlite:///"):]):
+                # MLflow would create an empty store; a read must not leave one behind.
+                raise HistoryError(f"no run history here: {self.uri[10:]} does not exist "
+                                   "(cd to the project folder or set MLFLOW_TRACKING_URI)")
+            from mlflow.tracking import MlflowClient
+
+            self._client = MlflowClient(self.uri)
+        return self._client
+
+    # -- runs -------------------------------------------------------------------------------
+    def experiment_id(self, name: str | None) -> str:
+        name = name or default_experiment()
+        experiment = self.client.get_experiment_by_name(name)
+        if experiment is None:
+            raise HistoryError(f"experiment {name!r} not found in {self.uri} "
+                               "(give -e NAME or set MLFLOW_EXPERIMENT_NAME)")
+        return experiment.experiment_id
+
+    def search(self, experiment: str | None, max_runs: int) -> list:
+        """Newest first, paged on the server; ``max_runs`` <= 0 means all."""
+        ids, found, token = [self.experiment_id(experiment)], [], None
+        while max_runs <= 0 or len(found) < max_runs:
+            want = PAGE if max_runs <= 0 else min(PAGE, max_runs - len(found))
+            page = self.client.search_runs(ids, order_by=ORDER, max_results=want, page_token=token)
+            found.extend(page)
+            token = page.token
+            if not token:
+                break
+        return found
+
+    def list_runs(self, experiment: str | None = None, max_runs: int = DEFAULT_MAX) -> list[dict]:
+        """``attachments`` stay ``None`` here: listing them costs a request per run."""
+        return rows(self.search(experiment, max_runs))
+
+    def run(self, run_id: str):
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.client.get_run(run_id)
+        except MlflowException as exc:
+            if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                raise HistoryError(f"run {run_id!r} not found in {self.uri}") from exc
+            raise
+
+    def info(self, run_id: str) -> dict:
+        """One run with its attachments and, under ``series``, every metric's full history."""
+        return self.describe(self.run(run_id))
+
+    def last(self, experiment: str | None = None) -> dict:
+        newest = self.search(experiment, 1)
+        if not newest:
+            raise HistoryError(f"experiment {experiment or default_experiment()!r} has no runs")
+        return self.describe(newest[0])
+
+    def describe(self, run) -> dict:
+        run_id, tags = run.info.run_id, run.data.tags
+        series = {}
+        for key in sorted(run.data.metrics):
+            history = sorted(self.client.get_metric_history(run_id, key),
+                             key=lambda m: (m.step, m.timestamp))
+            series[tags.get(NAME_TAG_PREFIX + key, key)] = [_number(m.value) for m in history]
+        attachments = ", ".join(sorted(self.artifact_paths(run_id)))
+        return {**values(run), **fields(run, attachments), "series": dict(sorted(series.items()))}
+
+    def compare(self, run_ids) -> list[dict]:
+        """Runs side by side: latest metrics, params (under properties) and durations."""
+        return rows([self.run(run_id) for run_id in run_ids])
+
+    # -- artifacts --------------------------------------------------------------------------
+    def artifact_paths(self, run_id: str, folder: str | None = None):
+        for entry in self.client.list_artifacts(run_id, folder):
+            if entry.is_dir:
+                yield from self.artifact_paths(run_id, entry.path)
+            else:
+                yield entry.path
+
+    def artifact(self, run_id: str, path: str, what: str = "artifact"):
+        """The run's artifact entry at ``path`` (confined to the run), or HistoryError."""
+        clean = clean_artifact_path(path, what=what)
+        self.run(run_id)
+        for candidate in (clean, ALIASES.get(clean)):
+            if candidate is None:
+                continue
+            parent = posixpath.dirname(candidate) or None
+            for entry in self.client.list_artifacts(run_id, parent):
+                if entry.path == candidate:
+                    return entry
+        raise HistoryError(f"run {run_id} has no {what} {path!r}")
+
+    @contextmanager
+    def artifact_file(self, run_id: str, path: str):
+        """A local copy of one artifact file, removed afterwards."""
+        from mlflow.artifacts import download_artifacts
+
+        entry = self.artifact(run_id, path)
+        if entry.is_dir:
+            raise HistoryError(f"{path!r} of run {run_id} is a folder; use "
+                               f"`azml history download -r {run_id} -a {entry.path} -d DIR`")
+        with tempfile.TemporaryDirectory(prefix="azml-") as tmp:
+            yield download_artifacts(run_id=run_id, artifact_path=entry.path, dst_path=tmp,
+                                     tracking_uri=self.uri)
+
+    def download(self, run_id: str, path: str | None, directory: str,
+                 overwrite: bool = False) -> list[str]:
+        """All the run's artifacts into ``directory`` keeping their paths, or only ``path``
+        (file or folder) as ``directory/<its last component>``, as MLflow downloads it."""
+        if path:
+            rel = self.artifact(run_id, path).path
+        else:
+            self.run(run_id)
+            rel = None
+        return _fetch_into(directory, overwrite, run_id=run_id, artifact_path=rel,
+                           tracking_uri=self.uri)
+
+    # -- model registry -------------------------------------------------------------------
+    def promote(self, run_id: str, prefix: str, name: str, link_dir: str = "assets") -> dict:
+        """Register the artifact ``prefix`` (file or folder) as a new version of model ``name``
+        and write ``<link_dir>/<name>.link``. A missing prefix is an error, before any write."""
+        from mlflow.exceptions import MlflowException
+
+        if not name or os.path.basename(name) != name or name in (".", "..") or "\\" in name:
+            raise HistoryError(f"model name {name!r} must be a plain file name (no folders)")
+        entry = self.artifact(run_id, prefix, what="artifact path")
+        source = self.run(run_id).info.artifact_uri.rstrip("/") + "/" + entry.path
+        try:
+            self.client.create_registered_model(name)
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+        created = self.client.create_model_version(name, source=source, run_id=run_id,
+                                                   await_creation_for=0)  # ready at once
+        version = str(created.version)
+        link = {"assetSource": "mlflow", "name": name, "version": version,
+                "modelUri": f"models:/{name}/{version}", "runId": run_id,
+                "artifactPath": entry.path, "source": source}
+        os.makedirs(link_dir, exist_ok=True)
+        link_file = os.path.join(link_dir, name + ".link")
+        with open(link_file, "w", encoding="utf-8") as fh:
+            json.dump(link, fh, indent=2)
+            fh.write("\n")
+        return {**link, "linkFile": link_file}
+
+    def download_asset(self, name: str, version: str | None, directory: str,
+                       overwrite: bool = False) -> list[str]:
+        """Model version files into ``directory``: ``<directory>/<basename of the artifact>``."""
+        if version is None:
+            found = self.client.search_model_versions(f"name='{name}'")
+            if not found:
+                raise HistoryError(f"registered model {name!r} has no versions in {self.uri}")
+            version = str(max(int(v.version) for v in found))
+        uri = self.client.get_model_version_download_uri(name, version)
+        return _fetch_into(directory, overwrite, artifact_uri=uri, tracking_uri=self.uri)
+
+
+def read_link(path: str) -> tuple[str, str | None]:
+    """``(name, version)`` from an ``assets/<name>.link`` file written by promote (or Workbench)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            link = json.load(fh)
+        return link["name"], (str(link["version"]) if link.get("version") is not None else None)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise HistoryError(f"cannot read link file {path!r}: {exc}") from exc
+
+
+def _fetch_into(directory: str, overwrite: bool, **download) -> list[str]:
+    """Download into a scratch folder inside ``directory``, then move the files into place,
+    refusing to replace existing files unless ``overwrite``. Returns the files written."""
+    from mlflow.artifacts import download_artifacts
+
+    os.makedirs(directory, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".azml-download-", dir=directory) as tmp:
+        download_artifacts(dst_path=tmp, **download)
+        files = sorted(os.path.relpath(os.path.join(folder, name), tmp)
+                       for folder, _, names in os.walk(tmp) for name in names)
+        existing = [f for f in files if os.path.lexists(os.path.join(directory, f))]
+        if existing and not overwrite:
+            more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
+            raise HistoryError(f"{os.path.join(directory, existing[0])} exists{more}; "
+                               "pass --overwrite to replace")
+        for rel in files:
+            target = os.path.join(directory, rel)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            shutil.move(os.path.join(tmp, rel), target)
+    return [os.path.join(directory, f) for f in files]

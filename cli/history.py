@@ -1,0 +1,131 @@
+"""``azml history list|last|info|download|compare|promote``: Workbench's ``az ml history``."""
+from __future__ import annotations
+
+import shutil
+
+import click
+
+from azml_compat._history import DEFAULT_MAX, RUN_FIELDS, History
+
+from ._output import generic_table, rendered, series_rows, table
+
+LIST_COLUMNS = ("duration", "run_id", "script_name", "start_time_utc", "status")
+
+run_option = click.option("-r", "--run", "run_id", required=True, metavar="RUNID", help="Run id.")
+experiment_option = click.option("-e", "--experiment", metavar="NAME",
+                                 help="Experiment (default: MLFLOW_EXPERIMENT_NAME or this folder's name).")
+
+
+def metric_names(rows: list[dict]) -> list[str]:
+    return [k for k in (rows[0] if rows else {}) if k not in RUN_FIELDS]
+
+
+def list_table(rows: list[dict]) -> str:
+    """Workbench's columns: the metrics, then Duration, Run_id, Script_name, Start_time_utc, Status."""
+    names = metric_names(rows)
+    headers = names + [c.capitalize() for c in LIST_COLUMNS]
+    return table(headers, [[r.get(k) for k in names + list(LIST_COLUMNS)] for r in rows])
+
+
+def run_table(run: dict) -> str:
+    """Field/Value lines, then one line per metric series with a sparkline."""
+    shown = {k: v for k, v in run.items() if k != "series"}
+    text = generic_table(shown)
+    if run.get("series"):
+        text += "\n\n" + table(["Series", "Chart", "Count", "Min", "Max", "Last"],
+                               series_rows(run["series"]))
+    return text
+
+
+def compare_table(rows: list[dict]) -> str:
+    """One column per run: metrics, params, then duration and status."""
+    names = metric_names(rows)
+    params = sorted({p for r in rows for p in r["properties"]["params"]})
+    body = [[n] + [r.get(n) for r in rows] for n in names]
+    body += [[f"param {p}"] + [r["properties"]["params"].get(p) for r in rows] for p in params]
+    body += [[k.capitalize()] + [r.get(k) for r in rows]
+             for k in ("duration", "status", "script_name", "start_time_utc")]
+    return table(["Run_id"] + [r["run_id"] for r in rows], body)
+
+
+@click.group()
+def history() -> None:
+    """Run history: list, inspect, download, compare and promote runs."""
+
+
+@history.command("list")
+@experiment_option
+@click.option("--max", "max_runs", type=int, default=DEFAULT_MAX, show_default=True,
+              help="Newest runs to show; 0 for all.")
+@rendered(table=list_table)
+def list_(experiment, max_runs):
+    """Runs of an experiment, newest first."""
+    return History().list_runs(experiment, max_runs)
+
+
+@history.command()
+@experiment_option
+@rendered(table=run_table)
+def last(experiment):
+    """The newest run, in the same shape as `info`."""
+    return History().last(experiment)
+
+
+@history.command()
+@run_option
+@click.option("-a", "--artifact", metavar="PATH",
+              help="Print this artifact instead (`driver_log`: the run's captured output).")
+@rendered(table=run_table)
+def info(run_id, artifact):
+    """One run: metrics, fields, attachments and every series."""
+    if artifact is None:
+        return History().info(run_id)
+    with History().artifact_file(run_id, artifact) as local:
+        print_file(local, artifact)
+    return None
+
+
+def print_file(local: str, name: str) -> None:
+    """Bytes as they are when piped; on a terminal text only (binary would garble it)."""
+    out = click.get_binary_stream("stdout")
+    with open(local, "rb") as fh:
+        if out.isatty():
+            head = fh.read(8192)
+            if b"\x00" in head:
+                raise click.ClickException(f"{name} is binary; redirect stdout or use "
+                                           "`azml history download`")
+            fh.seek(0)
+        shutil.copyfileobj(fh, out)
+    out.flush()
+
+
+@history.command()
+@run_option
+@click.option("-a", "--artifact", metavar="PATH", help="Only this file or folder.")
+@click.option("-d", "--directory", required=True, type=click.Path(file_okay=False), help="Target folder.")
+@click.option("--overwrite", is_flag=True, help="Replace files that exist.")
+@rendered()
+def download(run_id, artifact, directory, overwrite):
+    """Download a run's artifacts, keeping their paths under DIRECTORY."""
+    return History().download(run_id, artifact, directory, overwrite)
+
+
+@history.command()
+@click.option("-r", "--run", "run_ids", required=True, multiple=True, metavar="RUNID",
+              help="Run id; give two or more.")
+@rendered(table=compare_table)
+def compare(run_ids):
+    """Runs side by side: metrics, params, duration."""
+    return History().compare(run_ids)
+
+
+@history.command()
+@run_option
+@click.option("-ap", "--artifact-path", "prefix", required=True, metavar="PREFIX",
+              help="Artifact file or folder to register.")
+@click.option("-n", "--name", required=True, help="Registered model name.")
+@rendered()
+def promote(run_id, prefix, name):
+    """Register an artifact as a new model version; writes assets/NAME.link."""
+    return History().promote(run_id, prefix, name)
+
