@@ -1,0 +1,313 @@
+"""Nothing logged is ever lost: server restarts, server down at start and exit, SIGKILL,
+500/429 answers, many processes at once, unwritable or full journals, `azml sync`."""
+import http.server
+import os
+import signal
+import socketserver
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+import requests
+
+from conftest import MlflowServer, Store, clean_env
+
+HEADER = "from azureml.logging import get_azureml_logger\n"
+
+
+@pytest.fixture
+def own_server(tmp_path):
+    """A server of this test's own, which the test may stop and start again on the same port."""
+    server = MlflowServer(tmp_path / "own-server")
+    yield server
+    server.stop()
+
+
+def own_store(server: MlflowServer, tmp_path) -> Store:
+    workdir = tmp_path / "project"
+    workdir.mkdir(exist_ok=True)
+    return Store("server", server.url, workdir, "durability")
+
+
+def script(store: Store, body: str) -> list[str]:
+    path = store.write_script(HEADER + textwrap.dedent(body))
+    return [sys.executable, str(path)]
+
+
+def azml_sync(store: Store, *args, check=True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(["azml", "sync", *args], cwd=store.workdir, env=store.env(),
+                          capture_output=True, text=True, timeout=300)
+    if check:
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+def values(store: Store, run_id: str, key: str) -> list[float]:
+    return [m.value for m in store.history(run_id, key)]
+
+
+def test_server_restart_mid_run_loses_nothing(own_server, tmp_path):
+    own_server.start()
+    store = own_store(own_server, tmp_path)
+    cmd = script(store, """
+        import time
+        logger = get_azureml_logger()
+        for i in range(300):
+            logger.log("loss", i)
+            if i == 20:
+                logger.flush(60)
+                print("flowing", flush=True)
+            time.sleep(0.04)
+    """)
+    proc = subprocess.Popen(cmd, cwd=store.workdir, env=store.env(AZML_FLUSH_TIMEOUT=120),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "flowing"
+    own_server.stop()
+    time.sleep(3)
+    own_server.start()
+    out, err = proc.communicate(timeout=240)
+    assert proc.returncode == 0, err
+    run = store.only_run()
+    assert values(store, run.info.run_id, "loss") == [float(i) for i in range(300)]
+    assert run.info.status == "FINISHED"
+    assert store.journals() == []  # delivered journals are pruned
+
+
+def test_server_down_at_start_and_exit_then_sync_delivers_everything(own_server, tmp_path):
+    store = own_store(own_server, tmp_path)  # the server is not started yet
+    cmd = script(store, """
+        logger = get_azureml_logger()
+        for i in range(1500):
+            logger.log("points", i)
+        logger.log("curve", list(range(2500)))
+        logger.log("note", "written while the server was down")
+        logger.upload("reports/r.txt", "report")
+        open("outputs/model.bin", "wb").write(b"model")
+        print("done", flush=True)
+    """)
+    started = time.monotonic()
+    proc = subprocess.run(cmd, cwd=store.workdir, env=store.env(AZML_FLUSH_TIMEOUT=3),
+                          capture_output=True, text=True, timeout=120)
+    elapsed = time.monotonic() - started
+    assert proc.returncode == 0 and "done" in proc.stdout
+    assert elapsed < 3 + 20  # flush timeout plus interpreter and MLflow start-up
+    assert "azml sync" in proc.stderr and "not delivered" in proc.stderr
+    (journal,) = store.journals()
+    assert str(journal) in proc.stderr
+
+    dry = azml_sync(store, "--dry-run", "-o", "json")
+    assert '"pending"' in dry.stdout and store.journals() == [journal]
+
+    own_server.start()
+    azml_sync(store)
+    run = store.only_run()
+    run_id = run.info.run_id
+    assert values(store, run_id, "points") == [float(i) for i in range(1500)]
+    assert len(values(store, run_id, "curve")) == 2500
+    assert run.data.tags["note"] == "written while the server was down"
+    assert store.artifact_bytes(run_id, "reports/r.txt") == b"report"
+    assert store.artifact_bytes(run_id, "outputs/model.bin") == b"model"
+    assert run.info.status == "FINISHED"
+    first_point = store.history(run_id, "points")[0].timestamp
+    assert run.info.start_time <= first_point  # created with its original start time
+    assert store.journals() == []
+    again = azml_sync(store)  # a second sync finds nothing and changes nothing
+    assert "no journals" in again.stdout
+    assert len(store.runs()) == 1
+
+
+def test_sigkill_after_logging_then_sync_delivers_everything(own_server, tmp_path):
+    store = own_store(own_server, tmp_path)
+    cmd = script(store, """
+        import time
+        logger = get_azureml_logger()
+        for i in range(5000):
+            logger.log("acc", i / 5000)
+        print("logged", flush=True)
+        time.sleep(600)
+    """)
+    proc = subprocess.Popen(cmd, cwd=store.workdir, env=store.env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "logged"
+    time.sleep(2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(30)
+    assert len(store.journals()) == 1
+    own_server.start()
+    out = azml_sync(store).stdout
+    assert "delivered" in out
+    run = store.only_run()
+    assert values(store, run.info.run_id, "acc") == [i / 5000 for i in range(5000)]
+    assert run.info.status == "KILLED"  # its process never ended it
+
+
+def test_sync_skips_a_journal_in_use_and_a_corrupted_one(own_server, tmp_path):
+    own_server.start()
+    store = own_store(own_server, tmp_path)
+    journal_dir = store.home / "journal"
+    journal_dir.mkdir(parents=True)
+    (journal_dir / "0000garbage.db").write_bytes(b"this is not a database" * 100)
+    cmd = script(store, """
+        import time
+        logger = get_azureml_logger()
+        logger.log("x", 1).wait(60)
+        print("ready", flush=True)
+        time.sleep(600)
+    """)
+    proc = subprocess.Popen(cmd, cwd=store.workdir, env=store.env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        result = azml_sync(store, "-o", "json")
+        assert "in use" in result.stdout and "garbage" in result.stdout
+        assert "corrupted" in result.stdout or "unreadable" in result.stdout
+    finally:
+        proc.kill()
+        proc.wait(30)
+    azml_sync(store)  # now the dead process's journal is free: its run gets ended
+    assert store.only_run().info.status == "KILLED"
+
+
+class FlakyProxy:
+    """Forwards to a real server, answering the first log-batch requests 500, then 429."""
+
+    def __init__(self, target: str, failures: int = 3, throttles: int = 3):
+        self.target = target
+        self.failures, self.throttles = failures, throttles
+        self.refused = 0
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _forward(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if self.path.startswith("/api/2.0/mlflow/runs/log-batch"):
+                    if proxy.failures > 0:
+                        proxy.failures -= 1
+                        proxy.refused += 1
+                        return self._answer(500, b'{"error_code": "INTERNAL_ERROR"}', {})
+                    if proxy.throttles > 0:
+                        proxy.throttles -= 1
+                        proxy.refused += 1
+                        return self._answer(429, b"slow down", {"Retry-After": "1"})
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+                upstream = requests.request(self.command, proxy.target + self.path, data=body,
+                                            headers=headers, timeout=60)
+                self._answer(upstream.status_code, upstream.content,
+                             {"Content-Type": upstream.headers.get("Content-Type", "application/json")})
+
+            def _answer(self, status, body, headers):
+                self.send_response(status)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _forward
+
+        class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+            daemon_threads = True
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+
+
+def test_500_and_429_answers_are_retried_without_duplicates(mlflow_server, tmp_path):
+    proxy = FlakyProxy(mlflow_server.url, failures=3, throttles=2)
+    try:
+        workdir = tmp_path / "project"
+        workdir.mkdir()
+        store = Store("server", proxy.url, workdir, "flaky")
+        store.run_script(HEADER + textwrap.dedent("""
+            logger = get_azureml_logger()
+            for i in range(3000):
+                logger.log("m", i)
+        """), AZML_FLUSH_TIMEOUT=120)
+    finally:
+        proxy.close()
+    assert proxy.refused == 5
+    direct = Store("server", mlflow_server.url, workdir, "flaky")
+    run = direct.only_run()
+    history = direct.history(run.info.run_id, "m")
+    assert [m.step for m in history] == list(range(3000))  # one point per step: no duplicates
+    assert run.info.status == "FINISHED"
+
+
+def test_eight_processes_logging_at_once(server_store):
+    client = server_store.client
+    run_id = client.create_run(client.create_experiment(server_store.experiment)).info.run_id
+    cmd = script(server_store, """
+        import sys
+        logger = get_azureml_logger()
+        for i in range(2000):
+            logger.log(f"proc {sys.argv[1]}", i)
+        logger.log("shared", [int(sys.argv[1])] * 10)
+    """)
+    procs = [subprocess.Popen(cmd + [str(n)], cwd=server_store.workdir,
+                              env=server_store.env(MLFLOW_RUN_ID=run_id, AZML_FLUSH_TIMEOUT=120),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for n in range(8)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+    for n in range(8):
+        assert values(server_store, run_id, f"proc {n}") == [float(i) for i in range(2000)]
+    shared = client.get_metric_history(run_id, "shared")
+    assert sorted(m.value for m in shared) == sorted(float(n) for n in range(8) for _ in range(10))
+
+
+def test_unwritable_journal_folder_keeps_logging_in_memory(store):
+    proc = store.run_script(HEADER + "get_azureml_logger().log('x', 1)\n",
+                            AZML_HOME="/dev/null/not-a-folder")
+    assert "cannot write the journal" in proc.stderr and "in memory" in proc.stderr
+    assert store.only_run().data.metrics == {"x": 1.0}
+
+
+def test_full_journal_spills_to_memory_and_delivers_everything(store):
+    proc = store.run_script(HEADER + textwrap.dedent("""
+        import time
+        logger = get_azureml_logger()
+        for i in range(4000):
+            logger.log("m", i)
+            if i % 1000 == 0:
+                time.sleep(0.2)   # let a few group commits happen first
+    """), AZML_MAX_JOURNAL_BYTES=50_000)
+    assert "AZML_MAX_JOURNAL_BYTES" in proc.stderr
+    run = store.only_run()
+    assert values(store, run.info.run_id, "m") == [float(i) for i in range(4000)]
+
+
+def test_malformed_tracking_uri_is_a_clear_error(tmp_path):
+    for uri, words in [("htp://localhost:5000", "unknown scheme 'htp'"),
+                       ("http://", "names no host"),
+                       ("http://localhost:port", "invalid port")]:
+        proc = subprocess.run([sys.executable, "-c", HEADER + "get_azureml_logger()"],
+                              cwd=tmp_path, env=clean_env(MLFLOW_TRACKING_URI=uri),
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 1
+        assert words in proc.stderr and repr(uri) in proc.stderr
+
+
+def test_a_rejected_record_is_set_aside_in_the_journal_never_resent(make_logger):
+    logger = make_logger()
+    session = logger._session
+    bad = logger._put("tag", "bad,key", "v")  # a key MLflow refuses (the logger maps names)
+    logger.log("good", 1).wait(60)
+    with pytest.raises(Exception, match="bad,key"):
+        bad.wait(10)
+    path = session.dispatcher.journal.path
+    rows = sqlite3.connect(path).execute("SELECT key, error FROM rejected").fetchall()
+    assert rows and rows[0][0] == "bad,key" and "bad,key" in rows[0][1]
+    assert sqlite3.connect(path).execute("SELECT COUNT(*) FROM records").fetchone()[0] == 0
+    session.close()
+    assert not os.path.exists(path)  # nothing left to deliver: pruned
