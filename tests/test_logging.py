@@ -133,6 +133,8 @@ def test_names_mlflow_rejects_are_mapped_and_the_original_kept(store, make_logge
     logger.log("a,b", 1)
     logger.log("a;b", 2)
     logger.log("trailing space ", 3)
+    long_name = "very long metric name " * 20  # 440 characters
+    logger.log(long_name, 4)
     run = persisted(store, logger)
     metrics, tags = run.data.metrics, run.data.tags
     assert metrics["accuracy ___"] == 91.0
@@ -141,6 +143,8 @@ def test_names_mlflow_rejects_are_mapped_and_the_original_kept(store, make_logge
     other = [k for k in metrics if k.startswith("a_b-")]
     assert len(other) == 1 and metrics[other[0]] == 2.0 and tags[NAME_TAG_PREFIX + other[0]] == "a;b"
     assert metrics["trailing space "] == 3.0
+    (long_key,) = [k for k, v in tags.items() if v == long_name and k.startswith(NAME_TAG_PREFIX)]
+    assert metrics[long_key[len(NAME_TAG_PREFIX):]] == 4.0
 
 
 def test_wait_returns_after_persisting_in_order(store, make_logger):
