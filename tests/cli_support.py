@@ -97,6 +97,17 @@ def empty_db(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def cli(store, empty_db, monkeypatch):
+    """The CLI on ``store`` (each test runs on the SQLite default and on a server)."""
+    return _cli(store, empty_db, monkeypatch)
+
+
+@pytest.fixture
+def sqlite_cli(sqlite_store, empty_db, monkeypatch):
+    """The CLI on the SQLite default only, for tests that do not depend on the store."""
+    return _cli(sqlite_store, empty_db, monkeypatch)
+
+
+def _cli(store, empty_db, monkeypatch) -> Cli:
     """``store`` seen from its project folder, with the environment its scripts get: for the
     SQLite store no MLFLOW_TRACKING_URI, so the embedded default in the folder applies."""
     monkeypatch.chdir(store.workdir)

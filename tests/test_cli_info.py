@@ -1,0 +1,99 @@
+"""``azml history info``: one run with its series, or one artifact's bytes; error paths."""
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from cli_support import DURATION, cli, empty_db, one_line_error, sqlite_cli  # noqa: F401 - fixtures
+from conftest import free_port
+
+BLOB = bytes(range(256)) * 4
+
+
+@pytest.fixture
+def run_id(cli):
+    return cli.seed({"Accuracy": 0.9, "Loss curve": [0.9, 0.5, 0.3, 0.2], "acc (%)": 91},
+                    strings={"note": "hello"}, params={"lr": 0.01},
+                    artifacts={"driver_log.txt": b"epoch 1\nepoch 2\n", "outputs/model.pkl": BLOB,
+                               "outputs/deep/w.bin": b"w"})
+
+
+def test_info_json(cli, run_id):
+    info = cli.json("history", "info", "-r", run_id)
+    assert info["run_id"] == run_id and info["status"] == "Completed"
+    assert info["Loss curve"] == 0.2 and info["acc (%)"] == 91 and info["note"] == "hello"
+    assert info["series"] == {"Accuracy": [0.9], "Loss curve": [0.9, 0.5, 0.3, 0.2], "acc (%)": [91.0]}
+    assert info["attachments"] == "driver_log.txt, outputs/deep/w.bin, outputs/model.pkl"
+    assert info["properties"]["params"] == {"lr": "0.01"}
+    assert re.match(DURATION, info["duration"]) and info["duration"] == "0:00:00.500000"
+    assert info["start_time_utc"] < info["end_time_utc"]
+
+
+def test_info_table_draws_series(cli, run_id):
+    out = cli("history", "info", "-r", run_id).stdout
+    line = next(l for l in out.splitlines() if l.startswith("Loss curve") and "█" in l)
+    assert "█▄▂▁" in line and line.split()[-4:] == ["4", "0.2", "0.9", "0.2"]
+
+
+def test_info_tsv(cli, run_id):
+    fields = cli("history", "info", "-r", run_id, "-o", "tsv").stdout.rstrip("\n").split("\t")
+    assert run_id in fields and "Completed" in fields
+
+
+def test_info_query(cli, run_id):
+    out = cli("history", "info", "-r", run_id, "-o", "json", "--query", "series.\"Loss curve\"[-1]")
+    assert json.loads(out.stdout) == 0.2
+
+
+def test_artifact_bytes_as_is(cli, run_id):
+    assert cli("history", "info", "-r", run_id, "-a", "outputs/model.pkl").stdout_bytes == BLOB
+    # Workbench's attachment name for the captured output
+    assert cli("history", "info", "-r", run_id, "-a", "driver_log").stdout == "epoch 1\nepoch 2\n"
+
+
+def test_artifact_through_the_installed_command(cli, run_id):
+    proc = cli.run("history", "info", "-r", run_id, "-a", "outputs/model.pkl")
+    assert proc.returncode == 0 and proc.stdout == BLOB
+
+
+@pytest.mark.parametrize("path, words", [
+    ("outputs/missing.pkl", ["no artifact", "outputs/missing.pkl"]),
+    ("../../mlflow.db", ["'..'"]),
+    ("outputs/../../x", ["'..'"]),
+    ("/etc/passwd", ["absolute"]),
+    ("outputs", ["folder"]),
+])
+def test_artifact_errors(cli, run_id, path, words):
+    result = cli("history", "info", "-r", run_id, "-a", path, code=1)
+    one_line_error(result, *words)
+    assert result.stdout == ""
+
+
+def test_unknown_run(cli, run_id):
+    one_line_error(cli("history", "info", "-r", "0" * 32, code=1), "0" * 32, "not found")
+
+
+def test_bad_query(cli, run_id):
+    one_line_error(cli("history", "info", "-r", run_id, "--query", "[?", code=1), "--query", "[?")
+
+
+def test_debug_shows_the_traceback(cli, run_id):
+    result = cli("--debug", "history", "info", "-r", "0" * 32, code=1)
+    assert "not found" in str(result.exception)  # raised, not reduced to one line
+    proc = cli.run("history", "info", "-r", "0" * 32, "--debug")
+    assert proc.returncode == 1 and b"Traceback" in proc.stderr
+
+
+def test_unreachable_server_fails_fast_in_one_line(sqlite_cli):
+    url = f"http://127.0.0.1:{free_port()}"
+    proc = sqlite_cli.run("history", "info", "-r", "0" * 32, MLFLOW_TRACKING_URI=url,
+                   MLFLOW_HTTP_REQUEST_MAX_RETRIES="0", timeout=60)
+    assert proc.returncode == 1 and proc.stdout == b""
+    one_line_error(proc, "cannot reach", url)
+
+
+def test_no_store_in_this_folder(sqlite_cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    one_line_error(sqlite_cli("history", "list", code=1), "mlflow.db", "does not exist")
+    assert not (tmp_path / "mlflow.db").exists()  # a read leaves no empty store behind
