@@ -3,29 +3,22 @@ on 127.0.0.1 (free port, stopped afterwards). No mocks."""
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
 import textwrap
-import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-import requests
+
+from azml_compat._localserver import LocalServer, free_port  # noqa: F401 - re-exported to tests
 
 REPO = Path(__file__).resolve().parent.parent
 # Variables that would point a child process somewhere other than where the test says.
 _SCRUBBED = ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID",
-             "AZML_FLUSH_TIMEOUT", "AZML_MAX_OUTPUT_BYTES", "AZML_UPLOAD_OUTPUTS", "AZML_HOME")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+             "AZML_FLUSH_TIMEOUT", "AZML_MAX_OUTPUT_BYTES", "AZML_UPLOAD_OUTPUTS", "AZML_HOME",
+             "AZML_MAX_JOURNAL_BYTES")
 
 
 def clean_env(**extra) -> dict:
@@ -35,56 +28,12 @@ def clean_env(**extra) -> dict:
     return env
 
 
-class MlflowServer:
-    """``mlflow server`` in its own process group, so stopping it stops its workers too."""
+class MlflowServer(LocalServer):
+    """The library's local server, with the scrubbed environment tests run children in."""
 
     def __init__(self, root: Path, backend_uri: str | None = None, extra_args=(), env=None):
-        self.root = root
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        root.mkdir(parents=True, exist_ok=True)
-        self.backend_uri = backend_uri or f"sqlite:///{root / 'server.db'}"
-        self.args = [
-            sys.executable, "-m", "mlflow", "server",
-            "--host", "127.0.0.1", "--port", str(self.port),
-            "--backend-store-uri", self.backend_uri,
-            "--artifacts-destination", str(root / "artifacts"),
-            *extra_args,
-        ]
+        super().__init__(root, backend_uri, extra_args, env)
         self.env = clean_env(MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false", **(env or {}))
-        self.proc = None
-        self.log = root / "server.log"
-
-    def start(self, timeout: float = 90.0) -> "MlflowServer":
-        self.proc = subprocess.Popen(
-            self.args, env=self.env, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"mlflow server exited: {self.log.read_text()[-3000:]}")
-            try:
-                if requests.get(self.url + "/health", timeout=2).status_code == 200:
-                    return self
-            except requests.RequestException:
-                pass
-            time.sleep(0.3)
-        self.stop()
-        raise RuntimeError(f"mlflow server not healthy after {timeout}s: {self.log.read_text()[-3000:]}")
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(15)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.proc.wait(15)
 
 
 @pytest.fixture(autouse=True)
