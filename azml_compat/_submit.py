@@ -15,7 +15,7 @@ from ._config import Settings
 from ._history import DRIVER_LOG, STATUS
 from ._outputs import scan, warn_skipped
 from ._session import FAILED, FINISHED, KILLED, MAX_TAG_VALUE, now_ms
-from ._store import MlflowStore, RunSpec
+from ._store import RunSpec, connect
 
 # Exit codes a shell gives a process ended by SIGINT, SIGKILL or SIGTERM.
 KILLED_CODES = {128 + signal.SIGINT, 128 + signal.SIGKILL, 128 + signal.SIGTERM}
@@ -47,7 +47,7 @@ def submit(script: str, args, out=None, err=None) -> tuple[str, int]:
     if not os.path.isfile(script):
         raise FileNotFoundError(f"script {script!r} not found")
     settings = Settings.from_env()
-    store = MlflowStore(settings.tracking_uri)
+    store = connect(settings.tracking_uri)
     tags = {
         "azml.script_name": os.path.basename(script),
         "azml.arguments": json.dumps(list(args))[:MAX_TAG_VALUE],
