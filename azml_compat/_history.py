@@ -12,11 +12,13 @@ import json
 import math
 import os
 import posixpath
+import re
 import shutil
 import tempfile
 import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
+from types import SimpleNamespace
 
 from ._config import Settings, tracking_uri
 from ._keys import NAME_TAG_PREFIX
@@ -36,6 +38,12 @@ ALIASES = {"driver_log": DRIVER_LOG}  # Workbench's attachment names
 
 class HistoryError(Exception):
     """Something the user can fix, said in one line."""
+
+
+def unreachable(uri: str, detail: str) -> str:
+    """The one line for a server that does not answer, with the OS's reason if ``detail`` has it."""
+    reason = re.search(r"\[Errno -?\d+\] ([^\"')]+)", detail)
+    return f"cannot reach the tracking server {uri}: {reason.group(1) if reason else 'no answer'}"
 
 
 def default_experiment() -> str:
@@ -108,12 +116,110 @@ def rows(runs) -> list[dict]:
     return [{**{n: row.get(n) for n in names}, **fields(run)} for run, row in zip(runs, found)]
 
 
+class RestSearch:
+    """Experiment lookup and run search on a tracking server with plain ``requests``.
+
+    ``list`` must answer in under 2 s and importing MLflow alone costs 1-1.7 s, so the list
+    path does without it; it reads the same credential and TLS variables MLflow does.
+    """
+
+    def __init__(self, uri: str) -> None:
+        import requests
+        from requests.adapters import HTTPAdapter
+        from urllib3.util.retry import Retry
+
+        self.uri = uri.rstrip("/")
+        self.http = requests.Session()
+        retries = Retry(total=int(os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES") or 2),
+                        backoff_factor=0.5, status_forcelist=(429, 500, 502, 503, 504),
+                        allowed_methods=None)
+        self.http.mount(self.uri, HTTPAdapter(max_retries=retries))
+        env = os.environ.get
+        if env("MLFLOW_TRACKING_TOKEN"):
+            self.http.headers["Authorization"] = "Bearer " + env("MLFLOW_TRACKING_TOKEN")
+        elif env("MLFLOW_TRACKING_USERNAME"):
+            self.http.auth = (env("MLFLOW_TRACKING_USERNAME"), env("MLFLOW_TRACKING_PASSWORD", ""))
+        insecure = env("MLFLOW_TRACKING_INSECURE_TLS", "").lower() == "true"
+        self.http.verify = False if insecure else env("MLFLOW_TRACKING_SERVER_CERT_PATH") or True
+        self.http.cert = env("MLFLOW_TRACKING_CLIENT_CERT_PATH") or None
+        self.timeout = float(env("MLFLOW_HTTP_REQUEST_TIMEOUT") or 120)
+
+    def _call(self, method: str, endpoint: str, **kwargs) -> dict:
+        import requests
+
+        try:
+            response = self.http.request(method, f"{self.uri}/api/2.0/mlflow/{endpoint}",
+                                         timeout=self.timeout, **kwargs)
+        except requests.ConnectionError as exc:
+            raise HistoryError(unreachable(self.uri, str(exc))) from exc
+        try:
+            body = response.json() if response.content else {}
+        except ValueError:
+            body = {}
+        if response.status_code != 200:
+            raise RestError(body.get("message") or f"HTTP {response.status_code} from {endpoint}",
+                            body.get("error_code"))
+        return body
+
+    def get_experiment_by_name(self, name: str):
+        try:
+            found = self._call("GET", "experiments/get-by-name", params={"experiment_name": name})
+        except RestError as exc:
+            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+                return None
+            raise
+        return SimpleNamespace(experiment_id=found["experiment"]["experiment_id"])
+
+    def search_runs(self, experiment_ids, order_by, max_results, page_token=None):
+        body = {"experiment_ids": experiment_ids, "order_by": order_by,
+                "max_results": max_results, "run_view_type": "ACTIVE_ONLY"}
+        if page_token:
+            body["page_token"] = page_token
+        found = self._call("POST", "runs/search", json=body)
+        page = Page(_run_from_json(doc) for doc in found.get("runs", []))
+        page.token = found.get("next_page_token") or None
+        return page
+
+
+class RestError(Exception):
+    def __init__(self, message: str, error_code: str | None) -> None:
+        super().__init__(message)
+        self.error_code = error_code
+
+
+class Page(list):
+    """One page of runs and the token of the next (MLflow's PagedList, without MLflow)."""
+
+    token = None
+
+
+def _run_from_json(doc: dict):
+    """A REST run document as the attributes ``values``/``fields`` read from an MLflow Run."""
+    info, data = doc["info"], doc.get("data", {})
+    pairs = lambda kind: {i["key"]: i.get("value", "") for i in data.get(kind, [])}  # noqa: E731
+    as_int = lambda value: None if value is None else int(value)  # noqa: E731
+    return SimpleNamespace(
+        info=SimpleNamespace(
+            run_id=info["run_id"], run_name=info.get("run_name"), status=info.get("status"),
+            start_time=as_int(info.get("start_time")), end_time=as_int(info.get("end_time")),
+            experiment_id=info.get("experiment_id"), user_id=info.get("user_id"),
+            artifact_uri=info.get("artifact_uri")),
+        data=SimpleNamespace(metrics={k: float(v) for k, v in pairs("metrics").items()},
+                             params=pairs("params"), tags=pairs("tags")))
+
+
 class History:
     """Queries against one tracking store (``MLFLOW_TRACKING_URI`` or the embedded default)."""
 
     def __init__(self, uri: str | None = None) -> None:
         self.uri = uri or tracking_uri()
         self._client = None
+        self._search = RestSearch(self.uri) if self.uri.startswith(("http://", "https://")) else None
+
+    @property
+    def searcher(self):
+        """Who runs experiment lookups and run searches: plain REST for servers."""
+        return self._search or self.client
 
     @property
     def client(self):
@@ -130,7 +236,7 @@ class History:
     # -- runs -------------------------------------------------------------------------------
     def experiment_id(self, name: str | None) -> str:
         name = name or default_experiment()
-        experiment = self.client.get_experiment_by_name(name)
+        experiment = self.searcher.get_experiment_by_name(name)
         if experiment is None:
             raise HistoryError(f"experiment {name!r} not found in {self.uri} "
                                "(give -e NAME or set MLFLOW_EXPERIMENT_NAME)")
@@ -141,7 +247,7 @@ class History:
         ids, found, token = [self.experiment_id(experiment)], [], None
         while max_runs <= 0 or len(found) < max_runs:
             want = PAGE if max_runs <= 0 else min(PAGE, max_runs - len(found))
-            page = self.client.search_runs(ids, order_by=ORDER, max_results=want, page_token=token)
+            page = self.searcher.search_runs(ids, order_by=ORDER, max_results=want, page_token=token)
             found.extend(page)
             token = page.token
             if not token:

@@ -6,6 +6,7 @@ import re
 import click
 
 from azml_compat import __version__
+from azml_compat._history import unreachable
 
 from ._output import DEBUG, debug_option
 
@@ -15,9 +16,7 @@ def describe(exc: BaseException) -> str:
     text = getattr(exc, "message", None) or str(exc) or type(exc).__name__
     if "Max retries exceeded" in text or "Failed to establish a new connection" in text:
         url = re.search(r"API request to (\S+?)/api/", text)
-        reason = re.search(r"\[Errno -?\d+\] ([^\"')]+)", text)
-        return (f"cannot reach the tracking server {url.group(1) if url else ''}: "
-                f"{reason.group(1) if reason else 'connection failed'}")
+        return unreachable(url.group(1) if url else "", text)
     line = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
     known = isinstance(exc, (ValueError, OSError)) or type(exc).__module__.startswith(
         ("azml_compat", "mlflow"))

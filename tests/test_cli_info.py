@@ -90,7 +90,7 @@ def test_unreachable_server_fails_fast_in_one_line(sqlite_cli):
     proc = sqlite_cli.run("history", "info", "-r", "0" * 32, MLFLOW_TRACKING_URI=url,
                    MLFLOW_HTTP_REQUEST_MAX_RETRIES="0", timeout=60)
     assert proc.returncode == 1 and proc.stdout == b""
-    one_line_error(proc, "cannot reach", url)
+    one_line_error(proc, "cannot reach", url, "Connection refused")
 
 
 def test_no_store_in_this_folder(sqlite_cli, tmp_path, monkeypatch):

@@ -4,7 +4,8 @@ from __future__ import annotations
 import json
 import re
 
-from cli_support import DURATION, cli, empty_db, one_line_error  # noqa: F401 - fixtures
+from cli_support import DURATION, cli, empty_db, one_line_error, sqlite_cli  # noqa: F401 - fixtures
+from conftest import free_port
 
 import azml_compat._history as history
 
@@ -87,3 +88,11 @@ def test_installed_command_and_alias_form(cli):
     proc = cli.run("ml", "history", "list", "-o", "json")
     assert proc.returncode == 0, proc.stderr
     assert [r["run_id"] for r in json.loads(proc.stdout)] == list(reversed(ids))
+
+
+def test_unreachable_server(sqlite_cli, monkeypatch):
+    url = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    result = sqlite_cli("history", "list", code=1)
+    one_line_error(result, "cannot reach", url, "Connection refused")
