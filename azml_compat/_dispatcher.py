@@ -26,6 +26,8 @@ log = logging.getLogger("azml")
 COMMIT_INTERVAL = 0.05  # seconds between group commits; the issue allows up to ~0.2
 SEND_WINDOW = 5_000  # records the sender reads from the journal at a time
 TAKE_LIMIT = 20_000  # records per journal transaction
+HIGH_WATER = 100_000  # records waiting in RAM (~20 MB) before log() paces itself
+LOW_WATER = 20_000
 
 
 class Handle:
@@ -85,6 +87,7 @@ class Dispatcher:
         self._write_lock = threading.Lock()  # one journal writer: the thread or the exit commit
         self._cond = threading.Condition(threading.Lock())  # watermarks change
         self._wake = threading.Event()  # hurries the writer (flush, wait, exit)
+        self._drained = threading.Condition(threading.Lock())  # the writer took a batch
         self._seq = 0
         self._journaled = 0  # every record with seq <= _journaled is in the journal
         self._done = 0  # every record with seq <= _done has been delivered or rejected
@@ -100,7 +103,22 @@ class Dispatcher:
         with self._lock:
             self._seq = seq = self._seq + 1
             self._queue.append((seq, *record))
+        if len(self._queue) > HIGH_WATER:
+            self._pace()
         return Handle(self, seq)
+
+    def _pace(self) -> None:
+        """Let the journal catch up with a caller logging faster than it can commit.
+
+        A pure-Python loop can call ``log()`` ~800,000 times a second, more than a thread
+        sharing its GIL can journal, and RAM would fill. Past ``HIGH_WATER`` queued records
+        the caller waits (no I/O on its thread) until the writer is below ``LOW_WATER``:
+        at any sane logging rate this never happens. The timeout keeps a stuck writer from
+        ever freezing training.
+        """
+        self._wake.set()
+        with self._drained:
+            self._drained.wait_for(lambda: len(self._queue) < LOW_WATER, timeout=1.0)
 
     def completed(self, seq: int) -> bool:
         return self._done >= seq
@@ -161,14 +179,17 @@ class Dispatcher:
 
     def _write_pending(self) -> None:
         with self._write_lock:
-            while self._queue:
-                batch = []
-                while self._queue and len(batch) < TAKE_LIMIT:
-                    batch.append(self._queue.popleft())
+            with self._lock:  # C-speed copy and clear: no per-record Python under the lock
+                taken = list(self._queue)
+                self._queue.clear()
+            for start in range(0, len(taken), TAKE_LIMIT):
+                batch = taken[start:start + TAKE_LIMIT]
                 self._append(batch)
                 with self._cond:
                     self._journaled = batch[-1][0]
                     self._cond.notify_all()
+            with self._drained:
+                self._drained.notify_all()
 
     def _append(self, batch: list) -> None:
         try:

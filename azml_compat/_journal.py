@@ -58,7 +58,7 @@ def _encode(record: tuple) -> tuple:
 def _decode(row) -> tuple:
     seq, kind, key, num, ts, step, text, data = row
     if kind == METRIC:  # SQLite stores NaN as NULL
-        return (seq, kind, key, float("nan") if num is None else num, ts, step)
+        return row[:6] if num is not None else (seq, kind, key, float("nan"), ts, step)
     if kind == SERIES:
         values = array.array("d")
         values.frombytes(data)
@@ -124,13 +124,19 @@ class Journal:
 
     # -- records ---------------------------------------------------------------------------------
     def append(self, records) -> None:
-        rows = [_encode(r) for r in records]
+        # A metric record already is the first six columns of its row: no per-record Python.
+        metrics = [r for r in records if r[1] == METRIC]
+        others = [_encode(r) for r in records if r[1] != METRIC] if len(metrics) < len(
+            records) else ()
         with self._lock:
             if self._db is None:
                 raise sqlite3.ProgrammingError(f"journal {self.path} is closed")
             self._db.execute("BEGIN")
             try:
-                self._db.executemany("INSERT INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                self._db.executemany(
+                    "INSERT INTO records (seq, kind, key, num, ts, step) VALUES (?, ?, ?, ?, ?, ?)",
+                    metrics)
+                self._db.executemany("INSERT INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?)", others)
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")

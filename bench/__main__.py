@@ -1,0 +1,128 @@
+"""``python -m bench``: our logger against MLflow's own client, on a local ``mlflow server``
+and on the embedded SQLite store, in one run. Prints a table and writes bench/results.md."""
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from azml_compat._localserver import LocalServer, free_port
+
+from . import cases
+
+HERE = Path(__file__).resolve().parent
+
+
+@dataclass
+class Store:
+    name: str
+    uri: str
+    home: str
+
+
+def _row(store, case, measure, ours, theirs, ratio, target, ok) -> dict:
+    return {"store": store, "case": case, "measure": measure, "ours": ours, "mlflow": theirs,
+            "ratio": ratio, "target": target, "verdict": "PASS" if ok else "FAIL"}
+
+
+def _rows(store: Store, workdir: str, selected: set) -> list[dict]:
+    rows = []
+    if "1" in selected:
+        r = cases.case_call_time(store)
+        ours, theirs = r["ours"], r["mlflow_async"]
+        ratio = r["ratio_async_over_ours"]
+        rows.append(_row(store.name, "1 call time, 20k points", "p50 / p99 µs per call",
+                         f"{ours['p50_us']:.2f} / {ours['p99_us']:.2f}",
+                         f"async {theirs['p50_us']:.0f} / {theirs['p99_us']:.0f}; "
+                         f"sync {r['mlflow_sync_scaled']['p50_us']:.0f} / "
+                         f"{r['mlflow_sync_scaled']['p99_us']:.0f}",
+                         f"{ratio:.0f}x less time in calls than MLflow async", ">= 100x",
+                         ratio >= 100))
+    for key, label, fn in (("2", "2 log->persisted, 20k points", cases.case_persisted),
+                           ("3a", "3 one list of 100k numbers", cases.case_big_list),
+                           ("3b", "3 200 names x 100 steps", cases.case_many_names)):
+        if key[0] not in selected:
+            continue
+        r = fn(store)
+        theirs = {k: v["seconds"] for k, v in r.items() if k.startswith("mlflow")}
+        best = min(theirs, key=theirs.get)
+        ratio = r["ratio_ours_over_best"]
+        rows.append(_row(store.name, label, "seconds until stored and read back",
+                         f"{r['ours']['seconds']:.2f} (in calls {r['ours']['call_s']:.3f})",
+                         "; ".join(f"{k[7:]} {v:.2f}" for k, v in theirs.items()),
+                         f"{ratio:.2f}x the best ({best[7:]})", "<= 1.0x", ratio <= 1.0))
+    if "4" in selected:
+        r = cases.case_overhead(store, workdir)
+        rows.append(_row(store.name, "4 import", "seconds", f"{r['import_s']:.3f}",
+                         f"import mlflow {r['mlflow_import_s']:.2f}",
+                         f"{r['import_s'] / r['mlflow_import_s']:.2f}x", "<= 0.15 s",
+                         r["import_s"] <= 0.15))
+        rows.append(_row(store.name, "4 legacy script, 10 values", "wall seconds",
+                         f"{r['script_logging_s']:.2f} (plain {r['script_plain_s']:.2f})", "",
+                         f"+{r['script_overhead_s']:.2f} s", "report", True))
+    if "5" in selected and store.name == "server":
+        r = cases.case_pending_memory(store, f"http://127.0.0.1:{free_port()}")
+        rows.append(_row(store.name, "5 1M points pending, server down", "RSS growth MB",
+                         f"{r['growth_mb']:.1f} (journal {r['journal_mb']:.0f} MB on disk)",
+                         "cannot start a run with the server down", "", "< 100 MB",
+                         r["growth_mb"] < 100))
+    if "6" in selected and store.name == "server":
+        from . import history_list
+
+        r = history_list.measure(10_000)
+        rows.append(_row(store.name, "6 azml history list, 10k runs", "seconds",
+                         f"{r['azml_s']:.2f}", f"search_runs page {r.get('mlflow_s', 0):.2f}",
+                         "", "< 2 s", r["azml_s"] < 2.0))
+    return rows
+
+
+def _markdown(rows: list[dict], header: str) -> str:
+    cols = ["store", "case", "measure", "ours", "mlflow", "ratio", "target", "verdict"]
+    lines = [header, "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(str(r[c]) for c in cols) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--cases", default="123456", help="which cases, e.g. 12 (default all)")
+    parser.add_argument("--stores", default="server,sqlite", help="server, sqlite or both")
+    parser.add_argument("--output", default=str(HERE / "results.md"))
+    args = parser.parse_args(argv)
+    selected = set(args.cases)
+    import mlflow
+
+    header = (f"# Benchmark results\n\n{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}; "
+              f"{platform.node()}, {platform.machine()}, {os.cpu_count()} cores; Python "
+              f"{platform.python_version()}; mlflow {mlflow.__version__}. Reproduce: "
+              f"`python -m bench`. Ratios compare ours with MLflow's own client in the same run "
+              f"on the same store.")
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="azml-bench-") as tmp:
+        for name in args.stores.split(","):
+            home = os.path.join(tmp, name, "azml-home")
+            if name == "server":
+                with LocalServer(Path(tmp) / "server") as server:
+                    rows += _rows(Store(name, server.url, home), tmp, selected)
+            else:
+                db = Path(tmp) / "sqlite" / "mlflow.db"
+                db.parent.mkdir(parents=True, exist_ok=True)
+                from mlflow.tracking import MlflowClient
+
+                MlflowClient(f"sqlite:///{db}").search_experiments()  # migrations, off the clock
+                rows += _rows(Store(name, f"sqlite:///{db}", home), tmp, selected)
+            print(_markdown(rows, header), flush=True)
+    text = _markdown(rows, header)
+    Path(args.output).write_text(text)
+    print(f"written to {args.output}")
+    return 0 if all(r["verdict"] == "PASS" for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,263 @@
+"""The benchmark cases. Each implementation runs in a fresh interpreter (a child process) so
+imports, threads and atexit behaviour are what a real script gets; the child prints one JSON
+line with its measurements. Ours and MLflow's own client always run on the same store."""
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+
+N_POINTS = 20_000
+N_SYNC = 200  # MLflow's synchronous client manages ~20 calls/s through a server: scaled up
+LIST_LEN = 100_000
+PENDING_POINTS = 1_000_000
+
+_PRELUDE = """
+import json, os, sys, time
+def emit(**values):
+    print("BENCH " + json.dumps(values), flush=True)
+def percentiles(samples):
+    samples = sorted(samples)
+    return {"p50_us": samples[len(samples) // 2] / 1e3,
+            "p99_us": samples[int(len(samples) * 0.99)] / 1e3,
+            "total_s": sum(samples) / 1e9}
+def count(uri, run_id, key):
+    from mlflow.tracking import MlflowClient
+    return len(MlflowClient(uri).get_metric_history(run_id, key))
+uri = os.environ["MLFLOW_TRACKING_URI"]
+"""
+
+
+def run_child(body: str, env: dict, timeout: float = 900) -> dict:
+    code = _PRELUDE + textwrap.dedent(body)
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          timeout=timeout)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("BENCH ")]
+    if not lines:
+        raise RuntimeError(f"benchmark child failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return json.loads(lines[-1][6:])
+
+
+def child_env(store, **extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "AZML_"))}
+    env.update(MLFLOW_TRACKING_URI=store.uri, MLFLOW_EXPERIMENT_NAME=f"bench-{uuid.uuid4().hex[:8]}",
+               AZML_HOME=store.home, PYTHONUNBUFFERED="1")
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+# -- case 1: time spent inside the call --------------------------------------------------------
+OURS_CALLS = """
+from azureml.logging import get_azureml_logger
+logger = get_azureml_logger()
+logger.wait_for_run(120)
+clock = time.perf_counter_ns
+samples = []
+for i in range({n}):
+    t = clock(); logger.log("m", i * 0.1); samples.append(clock() - t)
+emit(**percentiles(samples))
+logger.flush(600)
+"""
+
+MLFLOW_ASYNC_CALLS = """
+import mlflow
+mlflow.set_experiment(os.environ["MLFLOW_EXPERIMENT_NAME"])
+mlflow.start_run()
+clock = time.perf_counter_ns
+samples = []
+for i in range({n}):
+    t = clock(); mlflow.log_metric("m", i * 0.1, step=i, synchronous=False); samples.append(clock() - t)
+emit(**percentiles(samples))
+os._exit(0)  # MLflow's exit join would wait for its slow unbuffered queue (mlflow #20575)
+"""
+
+MLFLOW_SYNC_CALLS = """
+import mlflow
+from mlflow.tracking import MlflowClient
+client = MlflowClient(uri)
+exp = mlflow.set_experiment(os.environ["MLFLOW_EXPERIMENT_NAME"])
+run_id = client.create_run(exp.experiment_id).info.run_id
+clock = time.perf_counter_ns
+samples = []
+for i in range({n}):
+    t = clock(); client.log_metric(run_id, "m", i * 0.1, step=i); samples.append(clock() - t)
+emit(**percentiles(samples))
+"""
+
+
+def case_call_time(store) -> dict:
+    ours = run_child(OURS_CALLS.format(n=N_POINTS), child_env(store))
+    mlflow_async = run_child(MLFLOW_ASYNC_CALLS.format(n=N_POINTS), child_env(store))
+    sync = run_child(MLFLOW_SYNC_CALLS.format(n=N_SYNC), child_env(store))
+    sync["total_s"] *= N_POINTS / N_SYNC  # scaled to the same number of points
+    return {"ours": ours, "mlflow_async": mlflow_async, "mlflow_sync_scaled": sync,
+            "ratio_async_over_ours": mlflow_async["total_s"] / ours["total_s"]}
+
+
+# -- case 2 and 3: log -> persisted --------------------------------------------------------------
+OURS_PERSIST = """
+from azureml.logging import get_azureml_logger
+logger = get_azureml_logger()
+run_id = logger.wait_for_run(120)
+names, steps = {names}, {steps}
+start = time.perf_counter()
+if {as_list}:
+    call = time.perf_counter(); logger.log("m0", list(range(steps))); call = time.perf_counter() - call
+else:
+    call = time.perf_counter()
+    for step in range(steps):
+        for k in range(names):
+            logger.log(f"m{{k}}", step * 0.5)
+    call = time.perf_counter() - call
+assert logger.flush(900)
+total = sum(count(uri, run_id, f"m{{k}}") for k in range(names))
+emit(seconds=time.perf_counter() - start, call_s=call, points=total)
+"""
+
+MLFLOW_BATCH_PERSIST = """
+from mlflow.entities import Metric
+from mlflow.tracking import MlflowClient
+import mlflow
+client = MlflowClient(uri)
+exp = mlflow.set_experiment(os.environ["MLFLOW_EXPERIMENT_NAME"])
+run_id = client.create_run(exp.experiment_id).info.run_id
+names, steps = {names}, {steps}
+start = time.perf_counter()
+now = int(time.time() * 1000)
+points = [Metric(f"m{{k}}", step * 0.5, now, step) for step in range(steps) for k in range(names)]
+for i in range(0, len(points), 1000):
+    client.log_batch(run_id, metrics=points[i:i + 1000])
+total = sum(count(uri, run_id, f"m{{k}}") for k in range(names))
+emit(seconds=time.perf_counter() - start, points=total)
+"""
+
+MLFLOW_BUFFERED_PERSIST = """
+import mlflow
+mlflow.set_experiment(os.environ["MLFLOW_EXPERIMENT_NAME"])
+run_id = mlflow.start_run().info.run_id
+names, steps = {names}, {steps}
+start = time.perf_counter()
+for step in range(steps):
+    for k in range(names):
+        mlflow.log_metric(f"m{{k}}", step * 0.5, step=step, synchronous=False)
+mlflow.flush_async_logging()
+total = sum(count(uri, run_id, f"m{{k}}") for k in range(names))
+emit(seconds=time.perf_counter() - start, points=total)
+mlflow.end_run()
+"""
+
+
+def _persist(store, names: int, steps: int, as_list: bool = False) -> dict:
+    fmt = dict(names=names, steps=steps, as_list=as_list)
+    ours = run_child(OURS_PERSIST.format(**fmt), child_env(store))
+    batch = run_child(MLFLOW_BATCH_PERSIST.format(**fmt), child_env(store))
+    results = {"ours": ours, "mlflow_log_batch": batch}
+    if not as_list:
+        results["mlflow_buffered_async"] = run_child(
+            MLFLOW_BUFFERED_PERSIST.format(**fmt),
+            child_env(store, MLFLOW_ASYNC_LOGGING_BUFFERING_SECONDS=1))
+    expected = names * steps
+    for name, result in results.items():
+        if result["points"] != expected:
+            raise RuntimeError(f"{name} persisted {result['points']} of {expected} points")
+    best = min(v["seconds"] for k, v in results.items() if k != "ours")
+    results["ratio_ours_over_best"] = ours["seconds"] / best
+    return results
+
+
+def case_persisted(store) -> dict:
+    return _persist(store, names=1, steps=N_POINTS)
+
+
+def case_big_list(store) -> dict:
+    return _persist(store, names=1, steps=LIST_LEN, as_list=True)
+
+
+def case_many_names(store) -> dict:
+    return _persist(store, names=200, steps=100)
+
+
+# -- case 4: fixed overhead ----------------------------------------------------------------------
+def _median_wall(args, env, repeat) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        subprocess.run(args, env=env, check=True, capture_output=True, timeout=300)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _import_seconds(statement: str, env, repeat: int) -> float:
+    code = f"import time; t = time.perf_counter(); {statement}; print(time.perf_counter() - t)"
+    times = [float(subprocess.run([sys.executable, "-c", code], env=env, check=True,
+                                  capture_output=True, text=True).stdout) for _ in range(repeat)]
+    return statistics.median(times)
+
+
+LEGACY = """
+import sys
+{import_line}
+total = 0.0
+for i in range(10):
+    total += sum(j * j for j in range(20_000)) ** 0.5
+    {log_line}
+print(total)
+"""
+
+
+def case_overhead(store, workdir) -> dict:
+    env = child_env(store)
+    ours_import = _import_seconds("from azureml.logging import get_azureml_logger", env, 7)
+    mlflow_import = _import_seconds("import mlflow", env, 3)
+    with_log = os.path.join(workdir, "legacy_logging.py")
+    without = os.path.join(workdir, "legacy_plain.py")
+    with open(with_log, "w") as fh:
+        fh.write(LEGACY.format(
+            import_line="from azureml.logging import get_azureml_logger\nlogger = get_azureml_logger()",
+            log_line='logger.log("value", total)'))
+    with open(without, "w") as fh:
+        fh.write(LEGACY.format(import_line="", log_line="pass"))
+    plain = _median_wall([sys.executable, without], env, 5)
+    logging = _median_wall([sys.executable, with_log], env, 5)
+    return {"import_s": ours_import, "mlflow_import_s": mlflow_import,
+            "script_plain_s": plain, "script_logging_s": logging,
+            "script_overhead_s": logging - plain}
+
+
+# -- case 5: memory while the server is down -----------------------------------------------------
+PENDING = """
+def rss_mb(field="VmRSS"):
+    for line in open("/proc/self/status"):
+        if line.startswith(field):
+            return int(line.split()[1]) / 1024
+from azureml.logging import get_azureml_logger
+logger = get_azureml_logger()
+logger.log("warmup", 0)
+deadline = time.time() + 60
+while "mlflow.tracking" not in sys.modules and time.time() < deadline:
+    time.sleep(0.1)
+time.sleep(2)  # the sender has imported MLflow and is retrying the dead server
+baseline = rss_mb()
+start = time.perf_counter()
+for i in range({n}):
+    logger.log("m", i * 0.1)
+calls = time.perf_counter() - start
+time.sleep(3)  # let the journal catch up
+emit(baseline_mb=baseline, peak_mb=rss_mb("VmHWM"), end_mb=rss_mb(), call_s=calls,
+     growth_mb=rss_mb("VmHWM") - baseline)
+"""
+
+
+def case_pending_memory(store, dead_uri: str) -> dict:
+    env = child_env(store, MLFLOW_TRACKING_URI=dead_uri, AZML_FLUSH_TIMEOUT=1)
+    result = run_child(PENDING.format(n=PENDING_POINTS), env, timeout=900)
+    journal_bytes = sum(os.path.getsize(os.path.join(root, f))
+                        for root, _, files in os.walk(os.path.join(store.home, "journal"))
+                        for f in files)
+    result["journal_mb"] = journal_bytes / 2**20
+    return result
