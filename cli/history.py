@@ -5,7 +5,7 @@ import shutil
 
 import click
 
-from azml_compat._history import DEFAULT_MAX, RUN_FIELDS, History
+from azml_compat._history import DEFAULT_MAX, RUN_FIELDS, History, HistoryError
 
 from ._output import generic_table, rendered, series_rows, table
 
@@ -92,8 +92,8 @@ def print_file(local: str, name: str) -> None:
         if out.isatty():
             head = fh.read(8192)
             if b"\x00" in head:
-                raise click.ClickException(f"{name} is binary; redirect stdout or use "
-                                           "`azml history download`")
+                raise HistoryError(f"{name} is binary; redirect stdout or use "
+                                   "`azml history download`")
             fh.seek(0)
         shutil.copyfileobj(fh, out)
     out.flush()
