@@ -5,7 +5,7 @@
 
 Seeds N finished runs (3 metrics and 3 tags each, the library's shape) straight into a fresh
 SQLite file with MLflow's own schema and table models (10,000 runs: ~3 s, against minutes
-through the API), starts ``mlflow server`` on a free 127.0.0.1 port, and times, each the
+through the API), serves it with ``mlflow server`` on a free 127.0.0.1 port (``LocalServer``), and times, each the
 median of K runs: ``azml history list`` (default --max) as a user's shell runs it; the same
 page fetched by a fresh Python process with ``MlflowClient.search_runs``; that search alone,
 in process; and ``mlflow runs list`` (which lists every run). ``measure(n_runs)`` returns the
@@ -17,14 +17,14 @@ import argparse
 import json
 import os
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+
+from azml_compat._localserver import LocalServer
 
 EXPERIMENT = "bench"
 SEARCH_PAGE = """
@@ -65,44 +65,6 @@ def seed(db_path: str, artifact_root: str, n_runs: int) -> str:
     return experiment_id
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(db_path: str, artifact_root: str, log_path: str, timeout: float = 120):
-    """``mlflow server`` in its own process group (it has children); ``(process, url)``."""
-    import requests
-
-    port = _free_port()
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{db_path}", "--artifacts-destination", artifact_root],
-        env=env, stdout=open(log_path, "ab"), stderr=subprocess.STDOUT, start_new_session=True)
-    url, deadline = f"http://127.0.0.1:{port}", time.monotonic() + timeout
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            if requests.get(url + "/health", timeout=2).status_code == 200:
-                return proc, url
-        except requests.RequestException:
-            time.sleep(0.3)
-    stop_server(proc)
-    raise RuntimeError(f"mlflow server did not start; see {log_path}")
-
-
-def stop_server(proc) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(15)
-    except ProcessLookupError:
-        pass
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(15)
-
-
 def _timed(cmd, env, repeat: int) -> tuple[float, bytes]:
     times, out = [], b""
     for _ in range(repeat):
@@ -122,8 +84,8 @@ def measure(n_runs: int = 10_000, repeat: int = 3) -> dict:
         start = time.perf_counter()
         experiment_id = seed(db, artifacts, n_runs)
         seeded = time.perf_counter() - start
-        proc, url = start_server(db, artifacts, os.path.join(tmp, "server.log"))
-        try:
+        with LocalServer(tmp, backend_uri=f"sqlite:///{db}") as server:
+            url = server.url
             env = {**os.environ, "MLFLOW_TRACKING_URI": url, "MLFLOW_EXPERIMENT_NAME": EXPERIMENT}
             listed, _ = _timed([azml, "history", "list"], env, repeat)  # as typed: a table
             rows = len(json.loads(_timed([azml, "history", "list", "-o", "json"], env, 1)[1]))
@@ -139,8 +101,6 @@ def measure(n_runs: int = 10_000, repeat: int = 3) -> dict:
                 client.search_runs([experiment_id], max_results=DEFAULT_MAX,
                                    order_by=["attributes.start_time DESC"])
                 times.append(time.perf_counter() - begin)
-        finally:
-            stop_server(proc)
     return {"runs": n_runs, "rows_listed": rows, "seed_s": round(seeded, 2),
             "azml_history_list_s": round(listed, 2),
             "mlflow_search_runs_process_s": round(page, 2),
