@@ -77,13 +77,15 @@ class DoneHandle(Handle):
 class Dispatcher:
     """A FIFO of records, the journal behind it, and the threads that deliver them in order."""
 
-    def __init__(self, journal, sender_factory, fallback=None, max_journal_bytes: int = 0) -> None:
+    def __init__(self, journal, sender_factory, fallback=None, max_journal_bytes: int = 0,
+                 steps: dict | None = None) -> None:
         self.journal = journal
+        self.steps: dict[str, int] = steps if steps is not None else {}  # next step per key
         self._fallback = fallback  # called with the error when the journal cannot be written
         self._max_journal_bytes = max_journal_bytes
         self._sender_factory = sender_factory
         self._queue: collections.deque = collections.deque()
-        self._lock = threading.Lock()  # orders seq numbers with queue appends
+        self._lock = threading.Lock()  # orders seq numbers (and steps) with queue appends
         self._write_lock = threading.Lock()  # one journal writer: the thread or the exit commit
         self._cond = threading.Condition(threading.Lock())  # watermarks change
         self._wake = threading.Event()  # hurries the writer (flush, wait, exit)
@@ -103,6 +105,18 @@ class Dispatcher:
         with self._lock:
             self._seq = seq = self._seq + 1
             self._queue.append((seq, *record))
+        if len(self._queue) > HIGH_WATER:
+            self._pace()
+        return Handle(self, seq)
+
+    def put_stepped(self, kind: str, key: str, value, timestamp: int, count: int = 1) -> Handle:
+        """Put a metric or series, taking its step(s) under the same lock as its place in the
+        queue: one lock per call, and a key's steps always increase in queue order."""
+        with self._lock:
+            step = self.steps.get(key, 0)
+            self.steps[key] = step + count
+            self._seq = seq = self._seq + 1
+            self._queue.append((seq, kind, key, value, timestamp, step))
         if len(self._queue) > HIGH_WATER:
             self._pace()
         return Handle(self, seq)

@@ -66,18 +66,15 @@ class KeyMap:
     """Remembers the key each name got in this run, so collisions are settled once."""
 
     def __init__(self) -> None:
-        self._keys: dict[str, str] = {}
+        self.known: dict[str, str] = {}  # name -> key, read without a lock by log()
         self._owners: dict[str, str] = {}
         self._lock = threading.Lock()
-
-    def get(self, name: str) -> str | None:
-        return self._keys.get(name)
 
     def add(self, name: str) -> tuple[str, bool]:
         """Key for a name not seen before, and whether it differs from the name."""
         check_name(name)
         with self._lock:
-            key = self._keys.get(name)
+            key = self.known.get(name)
             if key is not None:
                 return key, key != name
             key = sanitize(name)
@@ -85,5 +82,5 @@ class KeyMap:
             if owner is not None and owner != name:
                 key = key[: MAX_MAPPED_KEY - 9] + _suffix(name)
             self._owners[key] = name
-            self._keys[name] = key
+            self.known[name] = key
             return key, key != name

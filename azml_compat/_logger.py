@@ -19,8 +19,9 @@ class AzureMLLogger:
 
     def __init__(self, session: Session) -> None:
         self._session = session
-        self._key_of = session.keys.get
+        self._key_of = session.keys.known.get  # a C call on the hot path
         self._put = session.dispatcher.put
+        self._put_stepped = session.dispatcher.put_stepped
 
     @property
     def run_id(self) -> str | None:
@@ -42,18 +43,16 @@ class AzureMLLogger:
         kind = type(value)
         if kind is float or kind is int:
             point = value if kind is float else to_float(name, value)
-            return self._put(METRIC, key, point, _time_ns() // 1_000_000,
-                             self._session.next_steps(key))
+            return self._put_stepped(METRIC, key, point, _time_ns() // 1_000_000)
         return self._log_other(name, key, value)
 
     def _log_other(self, name: str, key: str, value) -> Handle:
         timestamp = _time_ns() // 1_000_000  # taken before the (possibly slow) conversion
         kind, payload = classify(name, value)
         if kind == POINT:
-            return self._put(METRIC, key, payload, timestamp, self._session.next_steps(key))
+            return self._put_stepped(METRIC, key, payload, timestamp)
         if kind == SERIES_VALUE:
-            first = self._session.next_steps(key, len(payload))
-            return self._put(SERIES, key, payload, timestamp, first)
+            return self._put_stepped(SERIES, key, payload, timestamp, len(payload))
         if kind == TEXT:
             if len(payload) > MAX_TAG_VALUE:
                 # MLflow caps tag values at 8,000 characters: keep the whole text as a file.

@@ -8,7 +8,6 @@ import os
 import socket
 import sqlite3
 import sys
-import threading
 import time
 import uuid
 
@@ -65,13 +64,11 @@ class Session:
         self.main = main  # False in a forked child: the parent ends the run
         self.status = FINISHED
         self.keys = keys or KeyMap()
-        self.steps: dict[str, int] = steps if steps is not None else {}
-        self.steps_lock = threading.Lock()
         self.run = RunReady(spec.run_id)
         self.local_id = uuid.uuid4().hex
         self.dispatcher = Dispatcher(
             self._open_journal(), lambda: Sender(spec, on_run=self._on_run), fallback=self._spill,
-            max_journal_bytes=settings.max_journal_bytes)
+            max_journal_bytes=settings.max_journal_bytes, steps=steps)
         self._closed = False
         if main:
             os.makedirs(settings.outputs_dir, exist_ok=True)
@@ -104,8 +101,8 @@ class Session:
         self.dispatcher.journal.abandon()  # the parent's; the child opens its own
         spec = RunSpec(**{**self.spec.__dict__, "run_id": self.run.run_id})
         keys = KeyMap()
-        keys._keys, keys._owners = dict(self.keys._keys), dict(self.keys._owners)
-        return Session(self.settings, spec, steps=dict(self.steps), keys=keys, main=False)
+        keys.known, keys._owners = dict(self.keys.known), dict(self.keys._owners)
+        return Session(self.settings, spec, steps=dict(self.dispatcher.steps), keys=keys, main=False)
 
     # -- helpers for the logger's hot path -------------------------------------------------
     def new_key(self, name: str) -> str:
@@ -113,12 +110,6 @@ class Session:
         if mapped:
             self.dispatcher.put(TAG, NAME_TAG_PREFIX + key, name[:MAX_TAG_VALUE])
         return key
-
-    def next_steps(self, key: str, count: int = 1) -> int:
-        with self.steps_lock:
-            first = self.steps.get(key, 0)
-            self.steps[key] = first + count
-        return first
 
     # -- end of run ----------------------------------------------------------------------------
     def close(self) -> bool:

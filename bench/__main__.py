@@ -6,7 +6,6 @@ import argparse
 import datetime
 import os
 import platform
-import shutil
 import sys
 import tempfile
 from dataclasses import dataclass

@@ -45,7 +45,7 @@ def test_two_names_mapping_to_one_key_get_distinct_keys():
     assert first == "a_b" and mapped_first
     assert second.startswith("a_b-") and mapped_second and second != first
     assert keys.add("a,b") == (first, True)  # remembered
-    assert keys.get("a;b") == second
+    assert keys.known["a;b"] == second
 
 
 def test_a_valid_name_colliding_with_a_mapped_one_is_kept_apart():

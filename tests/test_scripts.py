@@ -1,5 +1,4 @@
 """Legacy scripts run as real processes: run resolution, statuses, outputs/, fork, exit."""
-import os
 import signal
 import subprocess
 import sys

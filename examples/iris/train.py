@@ -2,7 +2,6 @@
 
 Run it with `python train.py 0.01` (the argument is the regularisation rate).
 """
-import os
 import pickle
 import sys
 
