@@ -7,12 +7,15 @@ halves until the offending record is found; only that record's handle fails.
 """
 from __future__ import annotations
 
+import collections
 import gc
 import logging
 import os
+import queue
 import random
 import threading
 import time
+from concurrent.futures import Future
 
 from ._batching import ARTIFACT, END, FILE, Batch, pack
 from ._store import RunSpec, connect, is_run_level, is_transient
@@ -50,6 +53,7 @@ class Sender:
         self.store = self._retry(lambda: store_factory(spec.tracking_uri), "connect")
         freeze_heap()
         self.run_id = self._retry(lambda: self.store.open_run(spec), "open the run")
+        self._pool = _Pool(self.store.CONCURRENCY) if self.store.CONCURRENCY > 1 else None
         if on_run is not None:
             on_run(self.run_id)
 
@@ -88,13 +92,32 @@ class Sender:
 
     # -- delivery ----------------------------------------------------------------------------
     def deliver(self, records):
-        """Yield ``(upto_seq, {seq: error})`` as each request completes."""
+        """Yield ``(upto_seq, {seq: error})`` as requests complete, in order.
+
+        Where the store takes concurrent requests (a server with several workers), batches of
+        metrics are pipelined: metric points carry their own step and timestamp, so the order
+        they land in does not matter. Tags (latest wins) and uploads wait for everything before
+        them, and completions are reported in order, so the watermark stays a true prefix.
+        """
+        in_flight: collections.deque = collections.deque()
         for request in pack(records):
+            if self._pool is not None and isinstance(request, Batch) and not request.tags:
+                in_flight.append((request.upto, self._pool.submit(self._send_batch, request)))
+                while in_flight and (len(in_flight) >= self._pool.size or in_flight[0][1].done()):
+                    upto, future = in_flight.popleft()
+                    yield upto, future.result()
+                continue
+            while in_flight:
+                upto, future = in_flight.popleft()
+                yield upto, future.result()
             if isinstance(request, Batch):
                 yield request.upto, self._send_batch(request)
             else:
                 error = self._send_single(request.record)
                 yield request.upto, ({request.record[0]: error} if error else None)
+        while in_flight:
+            upto, future = in_flight.popleft()
+            yield upto, future.result()
 
     def _send_batch(self, batch: Batch) -> dict:
         try:
@@ -131,6 +154,30 @@ class Sender:
                         _describe(exc))
             return exc
         return None
+
+
+class _Pool:
+    """A few daemon threads for pipelined requests. Not ThreadPoolExecutor: its threads are
+    joined at interpreter exit, and one stuck retrying a dead server would hang the process."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._tasks: queue.SimpleQueue = queue.SimpleQueue()
+        for i in range(size):
+            threading.Thread(target=self._work, name=f"azml-request-{i}", daemon=True).start()
+
+    def submit(self, fn, *args) -> Future:
+        future: Future = Future()
+        self._tasks.put((future, fn, args))
+        return future
+
+    def _work(self) -> None:
+        while True:
+            future, fn, args = self._tasks.get()
+            try:
+                future.set_result(fn(*args))
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiting sender
+                future.set_exception(exc)
 
 
 class RunReady:

@@ -56,6 +56,8 @@ def is_run_level(exc: BaseException) -> bool:
 class MlflowStore:
     """Run lifecycle, batches and artifacts through ``MlflowClient``."""
 
+    CONCURRENCY = 1  # requests in flight: a local database takes one writer at a time
+
     def __init__(self, tracking_uri: str) -> None:
         from mlflow.tracking import MlflowClient
 
@@ -164,6 +166,9 @@ class RestStore(MlflowStore):
     """
 
     TIMEOUT = 30
+    # Requests in flight. MLflow's server runs several workers, and on uvicorn a kept-alive
+    # request stalls ~40 ms between headers and body: overlapping requests hides that.
+    CONCURRENCY = int(os.environ.get("AZML_MAX_IN_FLIGHT", "4"))
 
     def __init__(self, tracking_uri: str) -> None:
         super().__init__(tracking_uri)

@@ -179,6 +179,7 @@ class FlakyProxy:
         self.target = target
         self.failures, self.throttles = failures, throttles
         self.refused = 0
+        self.lock = threading.Lock()
         proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -188,13 +189,14 @@ class FlakyProxy:
             def _forward(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 if self.path.startswith("/api/2.0/mlflow/runs/log-batch"):
-                    if proxy.failures > 0:
-                        proxy.failures -= 1
-                        proxy.refused += 1
+                    with proxy.lock:  # requests arrive concurrently (pipelined)
+                        refuse = "500" if proxy.failures > 0 else "429" if proxy.throttles > 0 else None
+                        proxy.failures -= refuse == "500"
+                        proxy.throttles -= refuse == "429"
+                        proxy.refused += refuse is not None
+                    if refuse == "500":
                         return self._answer(500, b'{"error_code": "INTERNAL_ERROR"}', {})
-                    if proxy.throttles > 0:
-                        proxy.throttles -= 1
-                        proxy.refused += 1
+                    if refuse == "429":
                         return self._answer(429, b"slow down", {"Retry-After": "1"})
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
                 upstream = requests.request(self.command, proxy.target + self.path, data=body,

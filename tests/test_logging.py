@@ -222,3 +222,13 @@ def test_a_rejected_record_fails_only_its_own_handle(store, make_logger):
     with pytest.raises(Exception, match="bad key,with comma"):
         bad.wait(120)
     assert [m.value for m in store.history(run_id, "good")] == [1.0, 2.0]
+
+
+def test_tags_keep_their_order_among_pipelined_batches(store, make_logger):
+    logger = make_logger()
+    for i in range(10):
+        logger.log("m", list(range(1500)))  # two batches each, sent concurrently to a server
+        logger.log("phase", f"p{i}")
+    run = persisted(store, logger)
+    assert run.data.tags["phase"] == "p9"
+    assert [m.step for m in store.history(run.info.run_id, "m")] == list(range(15000))
