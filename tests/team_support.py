@@ -13,6 +13,7 @@ by skipping the team deployment.
 """
 from __future__ import annotations
 
+import configparser
 import glob
 import os
 import secrets
@@ -27,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import MlflowServer, Store, clean_env, free_port
+from conftest import REPO, MlflowServer, Store, clean_env, free_port
 
 BUCKET = "azml-artifacts"  # the bucket compose.yaml's init job creates in MinIO
 ADMIN_USER = "admin"
@@ -159,7 +160,8 @@ class MotoS3:
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
-                env=clean_env(**S3_ENV), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                env=clean_env(**S3_ENV), stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True)
         deadline = time.monotonic() + 60
         while True:
             if self.proc.poll() is not None:
@@ -184,7 +186,8 @@ class MotoS3:
                             region_name=S3_ENV["AWS_DEFAULT_REGION"])
 
     def keys(self, prefix: str = "") -> list[str]:
-        pages = self.client().get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix)
+        paginator = self.client().get_paginator("list_objects_v2")
+        pages = paginator.paginate(Bucket=BUCKET, Prefix=prefix)
         return [o["Key"] for page in pages for o in page.get("Contents", [])]
 
     def stop(self) -> None:
@@ -199,7 +202,8 @@ def pg_cluster():
     bindir = pg_bindir()
     if bindir is None:
         unavailable("PostgreSQL's initdb/pg_ctl not found (apt-get install postgresql)")
-    for module, package in (("psycopg", "psycopg[binary]"), ("boto3", "boto3"), ("moto", "moto[server]")):
+    for module, package in (("psycopg", "psycopg[binary]"), ("boto3", "boto3"),
+                            ("moto", "moto[server]")):
         try:
             __import__(module)
         except ImportError:
@@ -239,22 +243,25 @@ def team_s3_server(pg_cluster, moto_s3, tmp_path_factory):
 
 
 class AuthServer(TeamServer):
-    """The team server with ``--app-name basic-auth``: its user store in a PostgreSQL database of
-    its own (``database_uri`` in the ini named by MLFLOW_AUTH_CONFIG_PATH), the admin's
-    credentials set explicitly (MLflow 3.17 ships no default admin password), and a team member
-    who is not an admin."""
+    """The team server with ``--app-name basic-auth`` configured by ``docker/basic_auth.ini``:
+    its user store in a PostgreSQL database of its own (``database_uri`` pointed at this
+    cluster), the admin's credentials set explicitly (MLflow 3.17 ships no default admin
+    password), and a team member who is not an admin."""
 
     def __init__(self, root: Path, pg: PostgresCluster) -> None:
         self.admin = (ADMIN_USER, secrets.token_urlsafe(16))
         self.member = (TEAM_USER, secrets.token_urlsafe(16))
+        # docker/basic_auth.ini as shipped, but for the user store in this cluster
+        config = configparser.ConfigParser()
+        config.read(REPO / "docker" / "basic_auth.ini")
+        config["mlflow"]["database_uri"] = pg.create_database("mlflow_auth")
         ini = Path(root) / "basic_auth.ini"
         ini.parent.mkdir(parents=True, exist_ok=True)
-        ini.write_text("[mlflow]\ndefault_permission = READ\n"
-                       f"database_uri = {pg.create_database('mlflow_auth')}\n"
-                       f"admin_username = {ADMIN_USER}\n"
-                       "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
+        with open(ini, "w") as f:
+            config.write(f)
         super().__init__(root, pg, "mlflow_auth_tracking", extra_args=("--app-name", "basic-auth"),
                          env={"MLFLOW_AUTH_CONFIG_PATH": str(ini),
+                              "MLFLOW_AUTH_ADMIN_USERNAME": ADMIN_USER,
                               "MLFLOW_AUTH_ADMIN_PASSWORD": self.admin[1],
                               # CSRF key, the same in every worker (required with basic-auth)
                               "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16)})
