@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import collections
 import logging
-import os
 import threading
 import time
 
@@ -96,7 +95,6 @@ class Dispatcher:
         self._errors: dict[int, BaseException] = {}
         self._last_progress = time.monotonic()
         self.fatal: BaseException | None = None  # why the sender could not even start
-        self.pid = os.getpid()
         for target, name in ((self._write_loop, "azml-journal"), (self._send_loop, "azml-sender")):
             threading.Thread(target=target, name=name, daemon=True).start()
 

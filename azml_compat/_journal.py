@@ -177,12 +177,6 @@ class Journal:
         counts["rejected"] = rejected
         return counts
 
-    def has_pending(self) -> bool:
-        with self._lock:
-            if self._db is None:
-                return False
-            return self._db.execute("SELECT 1 FROM records LIMIT 1").fetchone() is not None
-
     def has_end(self) -> bool:
         with self._lock:
             row = self._db.execute("SELECT 1 FROM records WHERE kind = ? LIMIT 1", (END,))
@@ -271,9 +265,6 @@ class MemoryJournal:
             while self._records and self._records[0][0] <= upto:
                 self._records.popleft()
 
-    def has_pending(self) -> bool:
-        return bool(self._records)
-
     def size(self) -> int:
         return 0
 
@@ -317,13 +308,6 @@ class SpilledJournal:
         except sqlite3.Error:
             pass
         self.memory.settle(upto, errors)
-
-    def has_pending(self) -> bool:
-        try:
-            on_disk = self.disk.has_pending()
-        except sqlite3.Error:
-            on_disk = False
-        return on_disk or self.memory.has_pending()
 
     def size(self) -> int:
         return self.disk.size()
