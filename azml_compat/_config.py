@@ -39,6 +39,27 @@ def tracking_uri(cwd: str | None = None) -> str:
     return check_tracking_uri(uri) if uri else default_tracking_uri(cwd)
 
 
+def redact(uri: str) -> str:
+    """``uri`` fit to print or store: a password in it (``http://user:pw@host``) becomes ``***``."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        return uri
+    if parts.password is None:
+        return uri
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+
+
+def redact_text(text: str) -> str:
+    """Every ``scheme://user:password@`` in ``text`` with the password as ``***``."""
+    import re
+
+    return re.sub(r"(\w[\w+.-]*://[^/\s:@]+):[^@\s/]+@", r"\1:***@", text)
+
+
 def check_tracking_uri(uri: str) -> str:
     """``uri``, or a ValueError naming it when no MLflow store could ever open it.
 

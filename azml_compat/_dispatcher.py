@@ -20,6 +20,8 @@ import logging
 import threading
 import time
 
+from ._config import redact_text
+
 log = logging.getLogger("azml")
 
 COMMIT_INTERVAL = 0.05  # seconds between group commits; the issue allows up to ~0.2
@@ -46,7 +48,8 @@ class Handle:
         """Block until the record is persisted; raise the store's error if it was rejected.
 
         Records complete in the order they were logged, so once this returns every record
-        logged before it has completed too.
+        logged before it has completed too. The one exception: if the store refuses our
+        credentials, this warns once and returns (the record stays in the journal).
         """
         self._dispatcher.wait_for(self._seq, timeout)
 
@@ -95,6 +98,8 @@ class Dispatcher:
         self._errors: dict[int, BaseException] = {}
         self._last_progress = time.monotonic()
         self.fatal: BaseException | None = None  # why the sender could not even start
+        self.blocked: BaseException | None = None  # credentials refused: waiting cannot help
+        self._told_blocked = False
         for target, name in ((self._write_loop, "azml-journal"), (self._send_loop, "azml-sender")):
             threading.Thread(target=target, name=name, daemon=True).start()
 
@@ -144,14 +149,31 @@ class Dispatcher:
         """``time.monotonic()`` when a record last completed."""
         return self._last_progress
 
+    def block(self, exc: BaseException | None) -> None:
+        """The store refuses our credentials (or, with None, accepts them again)."""
+        with self._cond:
+            self.blocked = exc
+            self._cond.notify_all()
+
     def wait_for(self, seq: int, timeout: float | None = None) -> None:
         self._wake.set()
         with self._cond:
-            if not self._cond.wait_for(lambda: self._done >= seq, timeout):
+            if not self._cond.wait_for(lambda: self._done >= seq or self.blocked, timeout):
                 raise TimeoutError(
                     f"record #{seq} not persisted within {timeout} s "
                     f"({self._seq - self._done} records pending)"
                 )
+            if self._done < seq:
+                # Credentials do not fix themselves: waiting would hang the script and raising
+                # would crash its training over logging. Say it once and let it go on; the
+                # record is safe in the journal for `azml sync`.
+                if not self._told_blocked:
+                    self._told_blocked = True
+                    log.warning(
+                        "azml: the tracking store refused the credentials (%s); records are kept "
+                        "in the journal %s: fix MLFLOW_TRACKING_USERNAME/PASSWORD/TOKEN and run "
+                        "`azml sync`", redact_text(str(self.blocked)), self.journal.path)
+                return
         error = self._errors.get(seq)
         if error is not None:
             raise error
@@ -167,6 +189,8 @@ class Dispatcher:
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             while self._done < target:
+                if self.blocked is not None:
+                    return False  # no point waiting for a human to fix the credentials
                 if deadline is None:
                     self._cond.wait()
                     continue

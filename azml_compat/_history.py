@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from types import SimpleNamespace
 
-from ._config import Settings, tracking_uri
+from ._config import Settings, redact, tracking_uri
 from ._keys import NAME_TAG_PREFIX
 from ._paths import clean_artifact_path
 
@@ -43,7 +43,7 @@ class HistoryError(Exception):
 def unreachable(uri: str, detail: str) -> str:
     """The one line for a server that does not answer, with the OS's reason if ``detail`` has it."""
     reason = re.search(r"\[Errno -?\d+\] ([^\"')]+)", detail)
-    return f"cannot reach the tracking server {uri}: {reason.group(1) if reason else 'no answer'}"
+    return f"cannot reach the tracking server {redact(uri)}: {reason.group(1) if reason else 'no answer'}"
 
 
 def default_experiment() -> str:
@@ -238,7 +238,7 @@ class History:
         name = name or default_experiment()
         experiment = self.searcher.get_experiment_by_name(name)
         if experiment is None:
-            raise HistoryError(f"experiment {name!r} not found in {self.uri} "
+            raise HistoryError(f"experiment {name!r} not found in {redact(self.uri)} "
                                "(give -e NAME or set MLFLOW_EXPERIMENT_NAME)")
         return experiment.experiment_id
 
@@ -265,7 +265,7 @@ class History:
             return self.client.get_run(run_id)
         except MlflowException as exc:
             if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
-                raise HistoryError(f"run {run_id!r} not found in {self.uri}") from exc
+                raise HistoryError(f"run {run_id!r} not found in {redact(self.uri)}") from exc
             raise
 
     def info(self, run_id: str) -> dict:
@@ -372,7 +372,7 @@ class History:
         if version is None:
             found = self.client.search_model_versions(f"name='{name}'")
             if not found:
-                raise HistoryError(f"registered model {name!r} has no versions in {self.uri}")
+                raise HistoryError(f"registered model {name!r} has no versions in {redact(self.uri)}")
             version = str(max(int(v.version) for v in found))
         uri = self.client.get_model_version_download_uri(name, version)
         return _fetch_into(directory, overwrite, artifact_uri=uri, tracking_uri=self.uri)

@@ -83,7 +83,7 @@ class Journal:
 
     def __init__(self, path: str, create: bool = False, wait_lock: bool = True) -> None:
         self.path = path
-        self._lock = threading.Lock()
+        self._lock = self.sqlite_lock = threading.Lock()  # held around every SQLite call
         self._lock_fd = os.open(path[:-3] + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX | (0 if wait_lock else fcntl.LOCK_NB))
@@ -244,7 +244,7 @@ class MemoryJournal:
 
     def __init__(self) -> None:
         self._records: collections.deque = collections.deque()
-        self._lock = threading.Lock()
+        self._lock = self.sqlite_lock = threading.Lock()  # no SQLite; the fork hook takes it anyway
 
     def append(self, records) -> None:
         with self._lock:
@@ -288,6 +288,7 @@ class SpilledJournal:
         self.disk = disk
         self.memory = memory or MemoryJournal()
         self.path = disk.path
+        self.sqlite_lock = disk.sqlite_lock
 
     def append(self, records) -> None:
         self.memory.append(records)

@@ -65,7 +65,8 @@ def _install_hooks() -> None:
     if threading.current_thread() is threading.main_thread():
         if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
             signal.signal(signal.SIGTERM, _on_sigterm)
-    os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
+    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
+                        after_in_child=_after_fork_in_child)
 
 
 def _on_sigterm(signum, frame):
@@ -85,8 +86,19 @@ def _at_exit() -> None:
 
 def _before_fork() -> None:
     session = _session()
-    if session is not None and session.run.run_id is None:
+    if session is None:
+        return
+    if session.run.run_id is None:
         session.run.wait(FORK_RUN_WAIT)
+    # A child forked while one of our threads is inside SQLite or MLflow can hang on a lock
+    # it inherits held (seen: in sqlite3.connect, and on an import lock mid-request).
+    session.quiesce(FORK_RUN_WAIT)
+
+
+def _after_fork_in_parent() -> None:
+    session = _session()
+    if session is not None:
+        session.resume()
 
 
 def _after_fork_in_child() -> None:

@@ -18,7 +18,8 @@ import time
 from concurrent.futures import Future
 
 from ._batching import ARTIFACT, END, FILE, Batch, pack
-from ._store import RunSpec, connect, is_run_level, is_transient
+from ._config import redact, redact_text
+from ._store import RunSpec, connect, http_status, is_run_level, is_transient
 
 log = logging.getLogger("azml")
 
@@ -28,7 +29,7 @@ BACKOFF_MAX = 30.0
 
 def _describe(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
+    return redact_text(f"{type(exc).__name__}: {text[0] if text else ''}")[:300]
 
 
 def freeze_heap() -> None:
@@ -46,10 +47,13 @@ class Sender:
     """One run's connection to the tracking store, created in the worker thread."""
 
     def __init__(self, spec: RunSpec, on_run=None, store_factory=connect,
-                 give_up_after: float | None = None) -> None:
+                 give_up_after: float | None = None, on_blocked=None) -> None:
         self.spec = spec
+        # told of a 401/403 (and of the recovery, with None): waiters should not wait on it
+        self._on_blocked = on_blocked or (lambda exc: None)
         self._failing = False
         self._give_up_after = give_up_after  # None: retry while the process lives
+        self.gate = ForkGate()  # every call into MLflow passes it
         self.store = self._retry(lambda: store_factory(spec.tracking_uri), "connect")
         freeze_heap()
         self.run_id = self._retry(lambda: self.store.open_run(spec), "open the run")
@@ -63,10 +67,13 @@ class Sender:
         first_failure = None
         while True:
             try:
-                result = call()
+                with self.gate:
+                    result = call()
             except Exception as exc:  # noqa: BLE001 - classified below
                 if not is_transient(exc):
                     raise
+                if http_status(exc) in (401, 403):
+                    self._on_blocked(exc)
                 now = time.monotonic()
                 first_failure = first_failure or now
                 if self._give_up_after is not None and now - first_failure > self._give_up_after:
@@ -77,7 +84,7 @@ class Sender:
                         "azml: cannot %s at %s (%s); retrying in the background, "
                         "nothing is dropped",
                         what,
-                        self.spec.tracking_uri,
+                        redact(self.spec.tracking_uri),
                         _describe(exc),
                     )
                 # Honour the server's Retry-After (429/503), else back off with jitter.
@@ -87,7 +94,9 @@ class Sender:
                 continue
             if self._failing:
                 self._failing = False
-                log.warning("azml: tracking store %s reachable again", self.spec.tracking_uri)
+                log.warning("azml: tracking store %s reachable again",
+                            redact(self.spec.tracking_uri))
+                self._on_blocked(None)
             return result
 
     # -- delivery ----------------------------------------------------------------------------
@@ -154,6 +163,42 @@ class Sender:
                         _describe(exc))
             return exc
         return None
+
+
+class ForkGate:
+    """Lets a fork wait until no thread of ours is inside MLflow.
+
+    A child inherits every lock as it was at the fork, held or not, with no thread left to
+    release it: SQLite's mutexes, and Python's per-module import locks, which MLflow takes on
+    every request (it retries imports that fail, such as Databricks' runtime). A child forked
+    mid-request hung for good on one of those. Calls share the gate; a fork closes it and
+    waits (bounded) for the calls inside to finish.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._inside = 0
+        self._closed = False
+
+    def __enter__(self) -> None:
+        with self._cond:
+            self._cond.wait_for(lambda: not self._closed)
+            self._inside += 1
+
+    def __exit__(self, *exc) -> None:
+        with self._cond:
+            self._inside -= 1
+            self._cond.notify_all()
+
+    def close(self, timeout: float) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.wait_for(lambda: self._inside == 0, timeout)
+
+    def open(self) -> None:
+        with self._cond:
+            self._closed = False
+            self._cond.notify_all()
 
 
 class _Pool:

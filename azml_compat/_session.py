@@ -12,7 +12,7 @@ import time
 import uuid
 
 from ._batching import END, FILE, TAG
-from ._config import Settings
+from ._config import Settings, redact, redact_text
 from ._dispatcher import Dispatcher
 from ._journal import Journal, MemoryJournal, SpilledJournal
 from ._keys import NAME_TAG_PREFIX, KeyMap
@@ -65,9 +65,13 @@ class Session:
         self.status = FINISHED
         self.keys = keys or KeyMap()
         self.run = RunReady(spec.run_id)
+        self._sender: Sender | None = None
+        self._held = None  # the journal's lock, during a fork
         self.local_id = uuid.uuid4().hex
         self.dispatcher = Dispatcher(
-            self._open_journal(), lambda: Sender(spec, on_run=self._on_run), fallback=self._spill,
+            self._open_journal(),
+            self._make_sender,
+            fallback=self._spill,
             max_journal_bytes=settings.max_journal_bytes, steps=steps)
         self._closed = False
         if main:
@@ -76,7 +80,8 @@ class Session:
     # -- the journal ---------------------------------------------------------------------------
     def _open_journal(self):
         spec = self.spec
-        meta = {"tracking_uri": spec.tracking_uri, "experiment_name": spec.experiment_name,
+        meta = {"tracking_uri": redact(spec.tracking_uri),  # never a password on disk
+                "experiment_name": spec.experiment_name,
                 "run_id": spec.run_id, "owned": spec.owned, "start_time_ms": spec.start_time_ms,
                 "tags": spec.tags, "pid": os.getpid(), "host": socket.gethostname()}
         try:
@@ -91,6 +96,28 @@ class Session:
         log.warning("azml: the journal %s stopped taking records (%s); new records are kept in "
                     "memory until sent", journal.path, exc)
         return SpilledJournal(journal) if isinstance(journal, Journal) else MemoryJournal()
+
+    def _make_sender(self) -> Sender:
+        self._sender = Sender(self.spec, on_run=self._on_run, on_blocked=self._on_blocked)
+        return self._sender
+
+    def quiesce(self, timeout: float) -> None:
+        """Before a fork: wait until none of our threads is inside SQLite or MLflow, and keep
+        it so until ``resume()`` (see ``ForkGate``)."""
+        if self._sender is not None:
+            self._sender.gate.close(timeout)
+        self._held = self.dispatcher.journal.sqlite_lock
+        self._held.acquire()
+
+    def resume(self) -> None:
+        if self._held is not None:
+            self._held.release()
+            self._held = None
+        if self._sender is not None:
+            self._sender.gate.open()
+
+    def _on_blocked(self, exc) -> None:
+        self.dispatcher.block(exc)
 
     def _on_run(self, run_id: str) -> None:
         self.dispatcher.journal.set_meta(run_id=run_id)  # what `azml sync` maps the run to
@@ -130,11 +157,13 @@ class Session:
         journal = self.dispatcher.journal
         if not delivered or self.dispatcher.fatal is not None:
             reason = (f"could not log ({self.dispatcher.fatal})" if self.dispatcher.fatal
+                      else f"credentials refused ({redact_text(str(self.dispatcher.blocked))})"
+                      if self.dispatcher.blocked
                       else f"no progress for {self.settings.flush_timeout:g} s (AZML_FLUSH_TIMEOUT)")
             where = (f"kept in {journal.path}: run `azml sync` to deliver them" if journal.path
                      else "lost: the journal could not be written")
             print(f"azml: {self.dispatcher.pending} record(s) not delivered to "
-                  f"{self.spec.tracking_uri} ({reason}); {where}", file=sys.stderr)
+                  f"{redact(self.spec.tracking_uri)} ({reason}); {where}", file=sys.stderr)
         journal.close(prune=True)  # deletes the file only if nothing is left in it
         return delivered and self.dispatcher.fatal is None
 

@@ -11,7 +11,7 @@ import sys
 import tempfile
 import threading
 
-from ._config import Settings
+from ._config import Settings, redact
 from ._history import DRIVER_LOG, STATUS
 from ._outputs import scan, warn_skipped
 from ._session import FAILED, FINISHED, KILLED, MAX_TAG_VALUE, now_ms
@@ -57,7 +57,7 @@ def submit(script: str, args, out=None, err=None) -> tuple[str, int]:
     }
     run_id = store.open_run(RunSpec(settings.tracking_uri, settings.experiment_name,
                                     start_time_ms=now_ms(), tags=tags))
-    _say(err, f"azml: run {run_id} in experiment {settings.experiment_name!r} ({settings.tracking_uri})")
+    _say(err, f"azml: run {run_id} in experiment {settings.experiment_name!r} ({redact(settings.tracking_uri)})")
     env = {**os.environ, "MLFLOW_RUN_ID": run_id, "MLFLOW_TRACKING_URI": settings.tracking_uri,
            "AZML_UPLOAD_OUTPUTS": "0", "PYTHONUNBUFFERED": "1"}
     code = 1  # if the script cannot even start: Failed

@@ -15,7 +15,7 @@ import os
 import sqlite3
 from dataclasses import dataclass, field
 
-from ._config import journal_dir
+from ._config import journal_dir, redact
 from ._dispatcher import SEND_WINDOW
 from ._journal import Journal, JournalLocked
 from ._sender import Sender
@@ -79,14 +79,17 @@ def sync_one(path: str, dry_run: bool = False, give_up_after: float = 30.0) -> S
 
 def _replay(journal: Journal, result: SyncResult, dry_run: bool, give_up_after: float) -> None:
     meta = journal.meta()
-    result.tracking_uri = meta["tracking_uri"]
+    result.tracking_uri = uri = meta["tracking_uri"]  # as journaled: any password redacted
+    current = os.environ.get("MLFLOW_TRACKING_URI")
+    if current and redact(current) == uri:
+        uri = current  # the same store, with the credentials the journal must not keep
     result.run_id = meta.get("run_id")
     result.pending = {k: v for k, v in journal.counts().items() if k != "rejected" and v}
     owned_and_abandoned = meta.get("owned") and not journal.has_end()
     last_write_ms = int(journal.mtime() * 1000)  # about when its process last logged
     if dry_run or (not result.pending and not (owned_and_abandoned and result.run_id)):
         return
-    spec = RunSpec(tracking_uri=meta["tracking_uri"], experiment_name=meta["experiment_name"],
+    spec = RunSpec(tracking_uri=uri, experiment_name=meta["experiment_name"],
                    run_id=meta.get("run_id"), start_time_ms=meta.get("start_time_ms") or 0,
                    tags=meta.get("tags") or {})
 

@@ -6,6 +6,7 @@ import re
 import click
 
 from azml_compat import __version__
+from azml_compat._config import redact_text
 from azml_compat._history import unreachable
 
 from ._output import DEBUG, debug_option
@@ -17,7 +18,7 @@ def describe(exc: BaseException) -> str:
     if "Max retries exceeded" in text or "Failed to establish a new connection" in text:
         url = re.search(r"API request to (\S+?)/api/", text)
         return unreachable(url.group(1) if url else "", text)
-    line = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    line = redact_text(text.strip().splitlines()[0]) if text.strip() else type(exc).__name__
     known = isinstance(exc, (ValueError, OSError)) or type(exc).__module__.startswith(
         ("azml_compat", "mlflow"))
     return line if known else f"{type(exc).__name__}: {line}"
