@@ -15,6 +15,9 @@ import pytest
 from azml_compat._localserver import LocalServer, free_port  # noqa: F401 - re-exported to tests
 
 REPO = Path(__file__).resolve().parent.parent
+# The `azml` that pip installed with this interpreter comes first on PATH, for the tests and the
+# processes they start (under pyenv, `python -m pip` leaves no shim until `pyenv rehash`).
+os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
 # Variables that would point a child process somewhere other than where the test says.
 _SCRUBBED = ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID",
              "AZML_FLUSH_TIMEOUT", "AZML_MAX_OUTPUT_BYTES", "AZML_UPLOAD_OUTPUTS", "AZML_HOME",
