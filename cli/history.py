@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 
 import click
 
@@ -87,7 +88,7 @@ def info(run_id, artifact):
 
 def print_file(local: str, name: str) -> None:
     """Bytes as they are when piped; on a terminal text only (binary would garble it)."""
-    out = click.get_binary_stream("stdout")
+    out = sys.stdout.buffer  # click.get_binary_stream is deprecated (Click 9)
     with open(local, "rb") as fh:
         if out.isatty():
             head = fh.read(8192)
