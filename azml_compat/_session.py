@@ -29,22 +29,26 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def run_spec(settings: Settings) -> RunSpec:
-    """Which run this process logs to: an active MLflow run, ``MLFLOW_RUN_ID``, or a new one."""
-    script = sys.argv[0] if sys.argv and sys.argv[0] else "<console>"
-    tags = {
+def script_tags(script: str, args, cwd: str) -> dict:
+    """The tags a run gets for the script that made it (the library's and `azml submit`'s)."""
+    return {
         "azml.script_name": os.path.basename(script),
-        "azml.arguments": json.dumps(sys.argv[1:])[:MAX_TAG_VALUE],
-        "azml.working_dir": settings.cwd[:MAX_TAG_VALUE],
+        "azml.arguments": json.dumps(list(args))[:MAX_TAG_VALUE],
+        "azml.working_dir": cwd[:MAX_TAG_VALUE],
         "mlflow.source.name": os.path.abspath(script) if script != "<console>" else script,
         "mlflow.source.type": "LOCAL",
     }
+
+
+def run_spec(settings: Settings) -> RunSpec:
+    """Which run this process logs to: an active MLflow run, ``MLFLOW_RUN_ID``, or a new one."""
+    script = sys.argv[0] if sys.argv and sys.argv[0] else "<console>"
     spec = RunSpec(
         tracking_uri=settings.tracking_uri,
         experiment_name=settings.experiment_name,
         run_id=settings.run_id,
         start_time_ms=now_ms(),
-        tags=tags,
+        tags=script_tags(script, sys.argv[1:], settings.cwd),
     )
     mlflow = sys.modules.get("mlflow")  # only if the script uses MLflow itself: never import it
     active = getattr(mlflow, "active_run", lambda: None)() if mlflow else None

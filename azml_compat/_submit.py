@@ -3,7 +3,6 @@ keeps its output as ``driver_log.txt``, uploads ``outputs/`` and sets the status
 code (the script's own logger cannot see ``sys.exit(n)``)."""
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -14,7 +13,7 @@ import threading
 from ._config import Settings, redact
 from ._history import DRIVER_LOG, STATUS
 from ._outputs import scan, warn_skipped
-from ._session import FAILED, FINISHED, KILLED, MAX_TAG_VALUE, now_ms
+from ._session import FAILED, FINISHED, KILLED, now_ms, script_tags
 from ._store import RunSpec, connect
 
 # Exit codes a shell gives a process ended by SIGINT, SIGKILL or SIGTERM.
@@ -48,13 +47,7 @@ def submit(script: str, args, out=None, err=None) -> tuple[str, int]:
         raise FileNotFoundError(f"script {script!r} not found")
     settings = Settings.from_env()
     store = connect(settings.tracking_uri)
-    tags = {
-        "azml.script_name": os.path.basename(script),
-        "azml.arguments": json.dumps(list(args))[:MAX_TAG_VALUE],
-        "azml.working_dir": settings.cwd[:MAX_TAG_VALUE],
-        "mlflow.source.name": os.path.abspath(script),
-        "mlflow.source.type": "LOCAL",
-    }
+    tags = script_tags(script, args, settings.cwd)
     run_id = store.open_run(RunSpec(settings.tracking_uri, settings.experiment_name,
                                     start_time_ms=now_ms(), tags=tags))
     _say(err, f"azml: run {run_id} in experiment {settings.experiment_name!r} ({redact(settings.tracking_uri)})")
