@@ -77,22 +77,30 @@ class MlflowStore:
         return run.info.run_id
 
     def _experiment_id(self, name: str) -> str:
-        from mlflow.exceptions import MlflowException
-
-        experiment = self.client.get_experiment_by_name(name)
-        if experiment is None:
+        """Find or create the experiment; if another process creates it in between, look again."""
+        for attempt in range(2):
+            found = self._find_experiment(name)
+            if found is not None:
+                experiment_id, stage = found
+                if stage == "deleted":
+                    raise ValueError(
+                        f"experiment {name!r} is deleted; restore it (mlflow experiments restore "
+                        f"--experiment-id {experiment_id}) or set MLFLOW_EXPERIMENT_NAME")
+                return experiment_id
             try:
-                return self.client.create_experiment(name)
-            except MlflowException as exc:  # another process created it first
-                if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                return self._create_experiment(name)
+            except Exception as exc:  # noqa: BLE001 - only "already exists" is looked at again
+                if getattr(exc, "error_code", None) != "RESOURCE_ALREADY_EXISTS" or attempt:
                     raise
-                experiment = self.client.get_experiment_by_name(name)
-        if experiment.lifecycle_stage == "deleted":
-            raise ValueError(
-                f"experiment {name!r} is deleted; restore it (mlflow experiments restore "
-                f"--experiment-id {experiment.experiment_id}) or set MLFLOW_EXPERIMENT_NAME"
-            )
-        return experiment.experiment_id
+        raise AssertionError("unreachable")
+
+    def _find_experiment(self, name: str) -> tuple[str, str] | None:
+        """``(experiment id, lifecycle stage)``, or None if there is none by that name."""
+        experiment = self.client.get_experiment_by_name(name)
+        return None if experiment is None else (experiment.experiment_id, experiment.lifecycle_stage)
+
+    def _create_experiment(self, name: str) -> str:
+        return self.client.create_experiment(name)
 
     def log_batch(self, run_id: str, metrics: list, tags: list) -> None:
         from mlflow.entities import Metric, RunTag
@@ -198,27 +206,18 @@ class RestStore(MlflowStore):
         body = {"experiment_id": experiment_id, "start_time": spec.start_time_ms, "tags": tags}
         return self._call("/api/2.0/mlflow/runs/create", body=body)["run"]["info"]["run_id"]
 
-    def _experiment_id(self, name: str) -> str:
-        for attempt in range(2):
-            try:
-                found = self._call("/api/2.0/mlflow/experiments/get-by-name", "GET",
-                                   {"experiment_name": name})["experiment"]
-            except StoreError as exc:
-                if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
-                    raise
-            else:
-                if found.get("lifecycle_stage") == "deleted":
-                    raise ValueError(
-                        f"experiment {name!r} is deleted; restore it (mlflow experiments restore "
-                        f"--experiment-id {found['experiment_id']}) or set MLFLOW_EXPERIMENT_NAME")
-                return found["experiment_id"]
-            try:
-                return self._call("/api/2.0/mlflow/experiments/create",
-                                  body={"name": name})["experiment_id"]
-            except StoreError as exc:  # another process created it first: look again
-                if exc.error_code != "RESOURCE_ALREADY_EXISTS" or attempt:
-                    raise
-        raise AssertionError("unreachable")
+    def _find_experiment(self, name: str) -> tuple[str, str] | None:
+        try:
+            found = self._call("/api/2.0/mlflow/experiments/get-by-name", "GET",
+                               {"experiment_name": name})["experiment"]
+        except StoreError as exc:
+            if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+                raise
+            return None
+        return found["experiment_id"], found.get("lifecycle_stage", "active")
+
+    def _create_experiment(self, name: str) -> str:
+        return self._call("/api/2.0/mlflow/experiments/create", body={"name": name})["experiment_id"]
 
     def log_batch(self, run_id: str, metrics: list, tags: list) -> None:
         body = {

@@ -242,3 +242,11 @@ def test_import_does_not_import_mlflow():
             "assert 'mlflow' not in sys.modules, 'mlflow imported'; print('ok')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "ok"
+
+
+def test_a_deleted_experiment_is_named_in_one_clear_line(store):
+    client = store.client
+    client.delete_experiment(client.create_experiment(store.experiment))
+    proc = store.run_script(legacy("get_azureml_logger().log('x', 1)\n"))
+    assert f"experiment {store.experiment!r} is deleted; restore it" in proc.stderr
+    assert "azml sync" in proc.stderr  # the record is kept for when it is restored
