@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit, urlunsplit
 
 DEFAULT_FLUSH_TIMEOUT = 30.0
 DEFAULT_MAX_OUTPUT_BYTES = 512 * 1024 * 1024
@@ -41,8 +43,6 @@ def tracking_uri(cwd: str | None = None) -> str:
 
 def redact(uri: str) -> str:
     """``uri`` fit to print or store: a password in it (``http://user:pw@host``) becomes ``***``."""
-    from urllib.parse import urlsplit, urlunsplit
-
     try:
         parts = urlsplit(uri)
     except ValueError:
@@ -55,8 +55,6 @@ def redact(uri: str) -> str:
 
 def redact_text(text: str) -> str:
     """Every ``scheme://user:password@`` in ``text`` with the password as ``***``."""
-    import re
-
     return re.sub(r"(\w[\w+.-]*://[^/\s:@]+):[^@\s/]+@", r"\1:***@", text)
 
 
@@ -66,8 +64,6 @@ def check_tracking_uri(uri: str) -> str:
     Checked when the logger is created, so a typo fails the script at once instead of
     leaving every record stranded in the journal.
     """
-    from urllib.parse import urlsplit
-
     try:
         parts = urlsplit(uri)
     except ValueError as exc:

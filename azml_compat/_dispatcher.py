@@ -100,8 +100,12 @@ class Dispatcher:
         self.fatal: BaseException | None = None  # why the sender could not even start
         self.blocked: BaseException | None = None  # credentials refused: waiting cannot help
         self._told_blocked = False
+
+    def start(self) -> "Dispatcher":
+        """Start the journal and sender threads (after the owner holds on to this object)."""
         for target, name in ((self._write_loop, "azml-journal"), (self._send_loop, "azml-sender")):
             threading.Thread(target=target, name=name, daemon=True).start()
+        return self
 
     # -- caller side: no I/O, no MLflow ----------------------------------------------------
     def put(self, *record) -> Handle:

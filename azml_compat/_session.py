@@ -77,6 +77,7 @@ class Session:
             self._make_sender,
             fallback=self._spill,
             max_journal_bytes=settings.max_journal_bytes, steps=steps)
+        self.dispatcher.start()  # its sender thread calls back into self.dispatcher
         self._closed = False
         if main:
             os.makedirs(settings.outputs_dir, exist_ok=True)
@@ -102,7 +103,7 @@ class Session:
         return SpilledJournal(journal) if isinstance(journal, Journal) else MemoryJournal()
 
     def _make_sender(self) -> Sender:
-        self._sender = Sender(self.spec, on_run=self._on_run, on_blocked=self._on_blocked)
+        self._sender = Sender(self.spec, on_run=self._on_run, on_blocked=self.dispatcher.block)
         return self._sender
 
     def quiesce(self, timeout: float) -> None:
@@ -119,9 +120,6 @@ class Session:
             self._held = None
         if self._sender is not None:
             self._sender.gate.open()
-
-    def _on_blocked(self, exc) -> None:
-        self.dispatcher.block(exc)
 
     def _on_run(self, run_id: str) -> None:
         self.dispatcher.journal.set_meta(run_id=run_id)  # what `azml sync` maps the run to

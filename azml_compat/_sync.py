@@ -98,16 +98,13 @@ def _replay(journal: Journal, result: SyncResult, dry_run: bool, give_up_after: 
         result.run_id = run_id
 
     sender = Sender(spec, on_run=remember, give_up_after=give_up_after)
-    while True:
-        records = journal.pending(0, SEND_WINDOW)
-        if not records:
-            break
+    settled = 0
+    while records := journal.pending(0, SEND_WINDOW):
         for upto, errors in sender.deliver(records):
-            delivered = sum(1 for r in records if r[0] <= upto)
             journal.settle(upto, errors)
-            result.delivered += delivered - len(errors or ())
             result.rejected += len(errors or ())
-            records = [r for r in records if r[0] > upto]
+        settled += len(records)
+    result.delivered = settled - result.rejected
     if owned_and_abandoned:
         sender.end_run(KILLED, last_write_ms)
         journal.set_meta(ended=KILLED)
