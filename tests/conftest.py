@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 import uuid
 from dataclasses import dataclass, field
@@ -15,6 +16,26 @@ import pytest
 from azml_compat._localserver import LocalServer, free_port  # noqa: F401 - re-exported to tests
 
 REPO = Path(__file__).resolve().parent.parent
+# Nothing the suite runs may write to the real home (journals in ~/.azml, Workbench's share
+# folder in ~/.azureml): a stray journal there is retried by the user's next `azml sync`.
+# Every process the suite starts inherits this HOME; the check at the end proves it held.
+_REAL_HOME = Path(os.path.expanduser("~"))
+_WATCHED = [_REAL_HOME / ".azml", _REAL_HOME / ".azureml"]
+
+
+def _files_under(folders) -> set:
+    return {p for folder in folders if folder.exists() for p in folder.rglob("*")}
+
+
+_BEFORE = _files_under(_WATCHED)
+os.environ["HOME"] = tempfile.mkdtemp(prefix="azml-tests-home-")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    leaked = sorted(str(p) for p in _files_under(_WATCHED) - _BEFORE)
+    if leaked:
+        print(f"\nthe tests wrote into the real home folder: {leaked[:5]}", file=sys.stderr)
+        session.exitstatus = 1
 # The `azml` that pip installed with this interpreter comes first on PATH, for the tests and the
 # processes they start (under pyenv, `python -m pip` leaves no shim until `pyenv rehash`).
 os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
