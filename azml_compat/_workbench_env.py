@@ -87,8 +87,9 @@ def process_start_ms() -> int:
     except (OSError, ValueError, IndexError, AttributeError):
         return IMPORT_TIME_MS
     ms = int(started * 1000)
-    # A start after our own import (clock trouble) would shorten the run: keep the import.
-    return ms if 0 < ms <= IMPORT_TIME_MS + 1000 else IMPORT_TIME_MS
+    # A start in the future means clock trouble. (Not compared with IMPORT_TIME_MS: a child
+    # forked after the import starts later than it.)
+    return ms if 0 < ms <= time.time_ns() // 1_000_000 else IMPORT_TIME_MS
 
 
 def _boot_time() -> float:

@@ -38,23 +38,23 @@ def poll(check, what: str, timeout: float = POLL):
         time.sleep(0.2)
 
 
-def run_notebook(store, tmp_path, empty_db, between_cells=None, **env):
-    """Execute ``CELLS`` in a fresh kernel started in the store's project folder; calls
-    ``between_cells(index)`` after each cell, while the kernel still runs."""
+def run_notebook(store, tmp_path, empty_db, between_cells=None, before=(), **env):
+    """Execute ``before`` then ``CELLS`` in a fresh kernel started in the store's project
+    folder; calls ``between_cells(index)`` after each of ``CELLS``, while the kernel runs."""
     # A migrated store: the test reads it while the kernel writes, and two first users of a
     # fresh SQLite file would both migrate it.
     shutil.copy(empty_db, store.workdir / "mlflow.db")
     (tmp_path / "home").mkdir(exist_ok=True)
     notebook = nbformat.v4.new_notebook()
-    notebook.cells = [nbformat.v4.new_code_cell(source) for source in CELLS]
+    notebook.cells = [nbformat.v4.new_code_cell(source) for source in (*before, *CELLS)]
     client = nbclient.NotebookClient(notebook, kernel_name="python3", timeout=600,
                                      resources={"metadata": {"path": str(store.workdir)}})
     kernel_env = store.env(HOME=str(tmp_path / "home"), **env)
     with client.setup_kernel(env=kernel_env):
         for index, cell in enumerate(notebook.cells):
             client.execute_cell(cell, index)
-            if between_cells is not None:
-                between_cells(index)
+            if between_cells is not None and index >= len(before):
+                between_cells(index - len(before))
     return notebook
 
 
@@ -90,15 +90,19 @@ def test_notebook_run(sqlite_store, tmp_path, empty_db):
     assert tags["Cell"] == "Cell 3: evaluated"
 
 
-def test_notebook_shut_down_at_once(sqlite_store, tmp_path, empty_db):
-    """nbclient and papermill tell the kernel nothing about the notebook. Shut down right after
-    its last cell, the kernel may be killed (Jupyter waits 5 s) before the worker has even
-    connected: what it journaled is delivered by `azml sync`, and the run ends FINISHED."""
-    run_notebook(sqlite_store, tmp_path, empty_db)
+@pytest.mark.parametrize("before, name", [
+    ((), "notebook.ipynb"),  # nbclient and papermill tell the kernel nothing
+    (("__vsc_ipynb_file__ = '/home/me/proj/Explore.ipynb'",), "Explore.ipynb"),  # as VS Code does
+])
+def test_notebook_shut_down_at_once(sqlite_store, tmp_path, empty_db, before, name):
+    """Shut down right after its last cell, the kernel may be killed (Jupyter waits 5 s) before
+    the worker has even connected: what it journaled is delivered by `azml sync`, and the run
+    ends FINISHED."""
+    run_notebook(sqlite_store, tmp_path, empty_db, before=before)
     sync = subprocess.run([AZML, "sync"], cwd=sqlite_store.workdir, capture_output=True,
                           text=True, timeout=300, env=sqlite_store.env(HOME=str(tmp_path / "home")))
     assert sync.returncode == 0, sync.stderr
     run = sqlite_store.only_run()
     assert run.info.status == "FINISHED"
-    assert run.data.tags["azml.script_name"] == "notebook.ipynb"
+    assert run.data.tags["azml.script_name"] == name
     assert [p.value for p in sqlite_store.history(run.info.run_id, "accuracy")] == [0.5, 0.6, 0.7]

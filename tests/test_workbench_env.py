@@ -118,6 +118,26 @@ def test_run_starts_with_the_process(sqlite_store):
     assert run.info.status == "FINISHED"
 
 
+def test_forked_child_run_starts_at_the_fork(sqlite_store):
+    """A child forked long after the import, making the process's first logger."""
+    proc = sqlite_store.run_script("""
+        import os, time
+        from azureml.logging import get_azureml_logger
+        time.sleep(1.5)
+        forked = time.time_ns() // 1_000_000
+        pid = os.fork()
+        if pid == 0:
+            get_azureml_logger().log("child", 1)
+            raise SystemExit(0)  # a normal exit: the child's run ends
+        os.waitpid(pid, 0)
+        print(forked)
+        """)
+    forked = int(proc.stdout.strip())
+    run = sqlite_store.only_run()
+    assert run.info.start_time >= forked - 20  # one clock tick (10 ms) and rounding
+    assert run.info.status == "FINISHED" and run.data.metrics["child"] == 1
+
+
 def test_process_start_in_a_child():
     before = now_ms()
     proc = subprocess.run([sys.executable, "-c",
