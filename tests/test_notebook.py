@@ -26,6 +26,12 @@ CELLS = [
 POLL = 180  # seconds: the bound of each wait below; it returns as soon as the store has it
 
 
+@pytest.fixture(autouse=True)
+def jupyter_runtime(tmp_path, monkeypatch):
+    """Connection files and other Jupyter runtime state stay in the test's folder."""
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "jupyter-runtime"))
+
+
 def poll(check, what: str, timeout: float = POLL):
     """``check()``'s first truthy result, asking again until ``timeout``."""
     deadline = time.monotonic() + timeout
