@@ -34,6 +34,12 @@ PAGE = 1000  # runs per search request
 ORDER = ["attributes.start_time DESC"]
 DRIVER_LOG = "driver_log.txt"
 ALIASES = {"driver_log": DRIVER_LOG}  # Workbench's attachment names
+# Documents (dict, DataFrame, list of str) in `info`/`last`: shown whole up to this many
+# characters of JSON, else as a preview of DOCUMENT_PREVIEW characters and the artifact's path;
+# past DOCUMENT_READ_MAX bytes they are not downloaded at all.
+DOCUMENT_INLINE = 1000
+DOCUMENT_PREVIEW = 100
+DOCUMENT_READ_MAX = 1024 * 1024
 
 
 class HistoryError(Exception):
@@ -285,8 +291,43 @@ class History:
             history = sorted(self.client.get_metric_history(run_id, key),
                              key=lambda m: (m.step, m.timestamp))
             series[tags.get(NAME_TAG_PREFIX + key, key)] = [_number(m.value) for m in history]
-        attachments = ", ".join(sorted(self.artifact_paths(run_id)))
-        return {**values(run), **fields(run, attachments), "series": dict(sorted(series.items()))}
+        paths = sorted(self.artifact_paths(run_id))
+        # A name logged both as a number or string and as a document shows the former.
+        found = {**self.documents(run, paths), **values(run)}
+        return {**dict(sorted(found.items())), **fields(run, ", ".join(paths)),
+                "series": dict(sorted(series.items()))}
+
+    def documents(self, run, paths) -> dict:
+        """Values logged as dict, DataFrame, Series or list of str (artifact
+        ``metrics/<key>.json``) by original name: the value itself when its JSON is at most
+        ``DOCUMENT_INLINE`` characters, else a one-line preview naming the artifact."""
+        wanted = [p for p in paths if re.fullmatch(r"metrics/[^/]+\.json", p)]
+        if not wanted:
+            return {}
+        from mlflow.artifacts import download_artifacts
+
+        run_id = run.info.run_id
+        sizes = {e.path: e.file_size for e in self.client.list_artifacts(run_id, "metrics")}
+        found = {}
+        with tempfile.TemporaryDirectory(prefix="azml-") as tmp:
+            for path in wanted:
+                key = path[len("metrics/"):-len(".json")]
+                name = run.data.tags.get(NAME_TAG_PREFIX + key, key)
+                size = sizes.get(path) or 0
+                if size > DOCUMENT_READ_MAX:
+                    found[name] = f"({size:,} bytes: artifact {path})"
+                    continue
+                try:
+                    local = download_artifacts(run_id=run_id, artifact_path=path, dst_path=tmp,
+                                               tracking_uri=self.uri)
+                    with open(local, encoding="utf-8") as fh:
+                        document = json.load(fh)
+                    name, value = document.get("name", name), document["value"]
+                except (OSError, ValueError, KeyError, TypeError, AttributeError):
+                    found[name] = f"(unreadable document: artifact {path})"
+                    continue
+                found[name] = _document_value(value, document.get("type", "value"), size, path)
+        return found
 
     def compare(self, run_ids) -> list[dict]:
         """Runs side by side: latest metrics, params (under properties) and durations."""
@@ -376,6 +417,14 @@ class History:
             version = str(max(int(v.version) for v in found))
         uri = self.client.get_model_version_download_uri(name, version)
         return _fetch_into(directory, overwrite, artifact_uri=uri, tracking_uri=self.uri)
+
+
+def _document_value(value, kind: str, size: int, path: str):
+    """The value itself if small, else a preview of its JSON naming the artifact."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    if len(text) <= DOCUMENT_INLINE:
+        return value
+    return f"{kind} {text[:DOCUMENT_PREVIEW]}… ({size:,} bytes: artifact {path})"
 
 
 def read_link(path: str) -> tuple[str, str | None]:

@@ -19,6 +19,7 @@ from ._keys import NAME_TAG_PREFIX, KeyMap
 from ._outputs import ProgressBar, scan, warn_skipped
 from ._sender import RunReady, Sender
 from ._store import RunSpec
+from ._workbench_env import process_start_ms, script_identity
 
 FINISHED, FAILED, KILLED = "FINISHED", "FAILED", "KILLED"
 MAX_TAG_VALUE = 8000
@@ -42,14 +43,16 @@ def script_tags(script: str, args, cwd: str) -> dict:
 
 def run_spec(settings: Settings) -> RunSpec:
     """Which run this process logs to: an active MLflow run, ``MLFLOW_RUN_ID``, or a new one."""
-    script = sys.argv[0] if sys.argv and sys.argv[0] else "<console>"
+    script, args, notebook = script_identity(settings.cwd)
     spec = RunSpec(
         tracking_uri=settings.tracking_uri,
         experiment_name=settings.experiment_name,
         run_id=settings.run_id,
-        start_time_ms=now_ms(),
-        tags=script_tags(script, sys.argv[1:], settings.cwd),
+        start_time_ms=process_start_ms(),  # a Workbench run covered the whole script
+        tags=script_tags(script, args, settings.cwd),
     )
+    if notebook:
+        spec.tags["mlflow.source.type"] = "NOTEBOOK"
     mlflow = sys.modules.get("mlflow")  # only if the script uses MLflow itself: never import it
     active = getattr(mlflow, "active_run", lambda: None)() if mlflow else None
     if active is not None:

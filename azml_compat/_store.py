@@ -59,6 +59,8 @@ class MlflowStore:
     CONCURRENCY = 1  # requests in flight: a local database takes one writer at a time
 
     def __init__(self, tracking_uri: str) -> None:
+        from ._workbench_env import import_mlflow_quietly
+        import_mlflow_quietly()  # MLflow's INFO lines stay off the script's console
         from mlflow.tracking import MlflowClient
 
         self.tracking_uri = tracking_uri

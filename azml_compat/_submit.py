@@ -15,6 +15,7 @@ from ._history import DRIVER_LOG, STATUS
 from ._outputs import scan, warn_skipped
 from ._session import FAILED, FINISHED, KILLED, now_ms, script_tags
 from ._store import RunSpec, connect
+from ._workbench_env import prepare
 
 # Exit codes a shell gives a process ended by SIGINT, SIGKILL or SIGTERM.
 KILLED_CODES = {128 + signal.SIGINT, 128 + signal.SIGKILL, 128 + signal.SIGTERM}
@@ -51,8 +52,10 @@ def submit(script: str, args, out=None, err=None) -> tuple[str, int]:
     run_id = store.open_run(RunSpec(settings.tracking_uri, settings.experiment_name,
                                     start_time_ms=now_ms(), tags=tags))
     _say(err, f"azml: run {run_id} in experiment {settings.experiment_name!r} ({redact(settings.tracking_uri)})")
-    env = {**os.environ, "MLFLOW_RUN_ID": run_id, "MLFLOW_TRACKING_URI": settings.tracking_uri,
-           "AZML_UPLOAD_OUTPUTS": "0", "PYTHONUNBUFFERED": "1"}
+    # What Workbench had ready before the script started: ./outputs and the share directory.
+    env = {**os.environ, **prepare(settings.cwd), "MLFLOW_RUN_ID": run_id,
+           "MLFLOW_TRACKING_URI": settings.tracking_uri, "AZML_UPLOAD_OUTPUTS": "0",
+           "PYTHONUNBUFFERED": "1"}
     code = 1  # if the script cannot even start: Failed
     try:
         with tempfile.TemporaryDirectory(prefix="azml-submit-") as tmp:

@@ -42,7 +42,7 @@ os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.g
 # Variables that would point a child process somewhere other than where the test says.
 _SCRUBBED = ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID",
              "AZML_FLUSH_TIMEOUT", "AZML_MAX_OUTPUT_BYTES", "AZML_UPLOAD_OUTPUTS", "AZML_HOME",
-             "AZML_MAX_JOURNAL_BYTES")
+             "AZML_MAX_JOURNAL_BYTES", "AZUREML_NATIVE_SHARE_DIRECTORY")
 
 
 def clean_env(**extra) -> dict:
@@ -65,6 +65,8 @@ def azml_home(tmp_path, monkeypatch) -> Path:
     """In-process loggers journal under the test's own folder, never in ~/.azml."""
     home = tmp_path / "azml-home"
     monkeypatch.setenv("AZML_HOME", str(home))
+    # Legacy scripts make their share directory (AZUREML_NATIVE_SHARE_DIRECTORY) under ~.
+    monkeypatch.setenv("AZML_SHARE_DIRECTORY", str(tmp_path / "azml-share"))
     return home
 
 

@@ -1,4 +1,12 @@
-"""Workbench's ``azureml.logging`` import path, served by azml_compat."""
+"""Workbench's ``azureml.logging`` import path, served by azml_compat.
+
+Importing it is the first thing a legacy script does, so it also gives the script what
+Workbench had ready before the script started: ``./outputs`` and, unless set,
+``AZUREML_NATIVE_SHARE_DIRECTORY`` (see azml_compat/_workbench_env.py).
+"""
+from azml_compat import _workbench_env
 from azml_compat import get_azureml_logger
+
+_workbench_env.prepare_process()
 
 __all__ = ["get_azureml_logger"]
