@@ -164,8 +164,8 @@ class Session:
                       else f"no progress for {self.settings.flush_timeout:g} s (AZML_FLUSH_TIMEOUT)")
             where = (f"kept in {journal.path}: run `azml sync` to deliver them" if journal.path
                      else "lost: the journal could not be written")
-            print(f"azml: {self.dispatcher.pending} record(s) not delivered to "
-                  f"{redact(self.spec.tracking_uri)} ({reason}); {where}", file=sys.stderr)
+            print(redact_text(f"azml: {self.dispatcher.pending} record(s) not delivered to "
+                              f"{self.spec.tracking_uri} ({reason}); {where}"), file=sys.stderr)
         journal.close(prune=True)  # deletes the file only if nothing is left in it
         return delivered and self.dispatcher.fatal is None
 

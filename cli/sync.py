@@ -6,6 +6,7 @@ import os
 
 import click
 
+from azml_compat._config import redact_text
 from azml_compat._sync import sync as sync_journals
 
 from ._output import rendered, table
@@ -13,7 +14,7 @@ from ._output import rendered, table
 
 def _row(result) -> dict:
     state = ("skipped: " + result.skipped if result.skipped else
-             "failed: " + result.error if result.error else
+             "failed: " + redact_text(result.error) if result.error else
              "would deliver" if result.delivered == 0 and result.pending else "delivered")
     return {
         "journal": os.path.basename(result.journal),
