@@ -81,6 +81,11 @@ class RedactingFilter(logging.Filter):
     carry URIs and store errors (MLflow's name the request's URL, credentials included)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):  # kept as arguments, for filters after this one
+            record.msg = redact_text(str(record.msg))
+            record.args = tuple(a if isinstance(a, (int, float)) else redact_text(str(a))
+                                for a in record.args)
+            return True
         try:
             message = record.getMessage()
         except Exception:  # noqa: BLE001 - a malformed record is logging's to report

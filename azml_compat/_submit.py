@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -14,13 +15,20 @@ import time
 
 from ._batching import FILE
 from ._config import Settings, redact
-from ._history import DRIVER_LOG, STATUS
+from ._history import DRIVER_LOG, STATUS, unreachable
 from ._session import FAILED, FINISHED, KILLED, Session, now_ms, script_tags
 from ._sender import _describe
 from ._store import RunSpec
 
 # Exit codes a shell gives a process ended by SIGINT, SIGKILL or SIGTERM.
 KILLED_CODES = {128 + signal.SIGINT, 128 + signal.SIGKILL, 128 + signal.SIGTERM}
+# Seconds allowed on top of AZML_FLUSH_TIMEOUT for the run to be created before any failure is
+# seen: the sender first imports MLflow (1-2 s alone) and a new SQLite store runs its ~68
+# migrations (~2 s). On a loaded 2-core machine that took more than 3 s in all, so a short
+# flush bound must not also be the time a working store has to answer.
+STARTUP_ALLOWANCE = 60.0
+# MLflow's words for a server that did not answer at all (said as `unreachable` says it).
+_UNREACHABLE = re.compile(r"Max retries exceeded|Failed to establish a new connection")
 
 
 def command(script: str, args) -> list[str]:
@@ -87,41 +95,53 @@ def submit(script: str, args, out=None, err=None) -> tuple[str, int]:
 def _wait_for_run(session: Session) -> str:
     """The run's id, once the session's sender has created it with the usual retry policy.
 
-    The script needs the id (``MLFLOW_RUN_ID``) before it starts, so this waits at most
-    ``AZML_FLUSH_TIMEOUT`` seconds; past that the submission fails before anything ran. The
-    sender's "retrying in the background" warnings are held back meanwhile: the script will
-    not be started, so the one line to say is why.
+    The script needs the id (``MLFLOW_RUN_ID``) before it starts, so this is bounded: once the
+    store has been failing for ``AZML_FLUSH_TIMEOUT`` seconds (the exit flush's bound), or
+    nothing at all came back within that plus ``STARTUP_ALLOWANCE``, the submission fails
+    before anything ran. The sender's "retrying in the background" warnings are held back
+    meanwhile: the script will not be started, so the one line to say is why.
     """
     bound = session.settings.flush_timeout
     held = _HoldWarnings()
     logging.getLogger("azml").addFilter(held)
+    started = time.monotonic()
     try:
-        deadline = time.monotonic() + bound
-        while session.run.wait(min(0.2, bound)) is None and session.dispatcher.fatal is None:
-            if time.monotonic() >= deadline:
+        while session.run.wait(0.1) is None and session.dispatcher.fatal is None:
+            now = time.monotonic()
+            if held.first_failure is not None and now - held.first_failure >= bound:
+                break
+            if now - started >= bound + STARTUP_ALLOWANCE:
                 break
     finally:
         logging.getLogger("azml").removeFilter(held)
     if session.run.run_id is not None:
         return session.run.run_id
     session.dispatcher.journal.close(prune=True)  # holds no record: deleted
+    uri = session.spec.tracking_uri
     if session.dispatcher.fatal is not None:
-        why = _describe(session.dispatcher.fatal)
+        what = f"cannot create the run at {redact(uri)} ({_describe(session.dispatcher.fatal)})"
+    elif held.last is not None and _UNREACHABLE.search(held.last):
+        what = f"{unreachable(uri, held.last)}, still after {bound:g} s (AZML_FLUSH_TIMEOUT)"
+    elif held.last is not None:
+        what = (f"cannot create the run at {redact(uri)} (still failing after {bound:g} s, "
+                f"AZML_FLUSH_TIMEOUT: {held.last})")
     else:
-        why = f"not within {bound:g} s (AZML_FLUSH_TIMEOUT)"
-        if held.last is not None:
-            why += f"; last error: {held.last}"
-    raise RunNotCreated(f"cannot create the run at {redact(session.spec.tracking_uri)} ({why}); "
-                        "the script was not started")
+        what = (f"cannot create the run at {redact(uri)} (no answer within "
+                f"{bound + STARTUP_ALLOWANCE:g} s)")
+    raise RunNotCreated(f"{what}; the run was not created and the script was not started")
 
 
 class _HoldWarnings(logging.Filter):
-    """Swallows the ``azml`` logger's records, remembering the last one's cause (its last
-    argument: the sender's warnings end with the error)."""
+    """Swallows the ``azml`` logger's records, remembering when the first came (the sender
+    warns at its first failed attempt) and the last one's cause (its last argument: the
+    sender's warnings end with the error)."""
 
+    first_failure: float | None = None
     last: str | None = None
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if self.first_failure is None:
+            self.first_failure = time.monotonic()
         args = record.args if isinstance(record.args, tuple) else ()
         self.last = str(args[-1]) if args else record.getMessage()
         return False

@@ -147,7 +147,7 @@ def test_run_not_created_fails_before_the_script_starts(own_server, tmp_path):
                           text=True, timeout=150, env=store.env(HOME=str(tmp_path),
                                                                 AZML_FLUSH_TIMEOUT=2))
     assert proc.returncode == 1
-    line = one_line_error(proc, "azml: error:", own_server.url, "not started")
-    assert "AZML_FLUSH_TIMEOUT" in line
+    one_line_error(proc, "azml: error:", "cannot reach", own_server.url,
+                   "AZML_FLUSH_TIMEOUT", "not started")
     assert not (workdir / "ran").exists()
     assert store.journals() == []  # nothing ran, so nothing is kept
