@@ -12,6 +12,7 @@ import sys
 import tempfile
 import threading
 import time
+from typing import NamedTuple
 
 from ._batching import FILE
 from ._config import Settings, redact
@@ -54,9 +55,15 @@ class RunNotCreated(Exception):
     nothing is lost)."""
 
 
-def submit(script: str, args, out=None, err=None) -> tuple[str, int]:
-    """Run ``script`` as a new run; ``(run_id, exit code)``. Output is teed to ``out``/``err``
-    (binary streams, default this process's) and into the run's ``driver_log.txt``.
+class Submitted(NamedTuple):
+    run_id: str
+    exit_code: int
+    delivered: bool  # False: some records (at least the end) wait in the journal for sync
+
+
+def submit(script: str, args, out=None, err=None) -> Submitted:
+    """Run ``script`` as a new run; ``(run_id, exit code, delivered)``. Output is teed to
+    ``out``/``err`` (binary streams, default this process's) and into ``driver_log.txt``.
 
     The run is the library's: a ``Session`` that journals every record and delivers it in the
     background. ``driver_log.txt``, ``outputs/`` and the end of the run are journaled records,
@@ -89,7 +96,7 @@ def submit(script: str, args, out=None, err=None) -> tuple[str, int]:
             _remove(log_path)
         # Otherwise the journal's FILE record still names the log: it stays for `azml sync`.
     _say(err, f"azml: run {run_id} ended {STATUS[status_of(code)]} (exit code {exit_code(code)})")
-    return run_id, exit_code(code)
+    return Submitted(run_id, exit_code(code), delivered)
 
 
 def _wait_for_run(session: Session) -> str:

@@ -114,14 +114,15 @@ def test_server_gone_at_the_end_keeps_driver_log_and_outputs_for_sync(own_server
     workdir.mkdir()
     store = Store("server", own_server.url, workdir, "submit-durability")
     store.write_script(WAITS_FOR_GO)
-    proc = _submit(store, tmp_path, "train.py", AZML_FLUSH_TIMEOUT=3)
+    proc = _submit(store, tmp_path, "-o", "json", "train.py", AZML_FLUSH_TIMEOUT=3)
     assert proc.stdout.readline() == "started\n"
     own_server.stop()
     (workdir / "go").touch()
     # Before, submit spent ~260 s in MLflow's own retries and exited 1: the guard is generous.
     out, err = _finish(proc, 150)
     assert proc.returncode == 0, err
-    assert out == "finished training\n"
+    assert out == "finished training\n"  # the run cannot be shown (-o json), and says so:
+    assert "azml: error: cannot show run" in err
     (journal,) = store.journals()
     (line,) = [line for line in err.splitlines() if "not delivered" in line]
     assert str(journal) in line and "azml sync" in line
