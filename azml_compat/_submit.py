@@ -3,9 +3,11 @@ keeps its output as ``driver_log.txt``, uploads ``outputs/`` and sets the status
 code (the script's own logger cannot see ``sys.exit(n)``), all through the library's journal."""
 from __future__ import annotations
 
+import glob
 import logging
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -159,6 +161,7 @@ def _driver_log_path(session: Session) -> str:
     (``azml sync`` reads it from there if the store was away), else a private temp folder."""
     journal = session.dispatcher.journal.path
     if journal:
+        _sweep_delivered_logs(os.path.dirname(journal))
         try:
             folder = os.path.abspath(journal[:-3] + ".submit")  # the upload keeps the file name
             os.mkdir(folder, 0o700)
@@ -166,6 +169,17 @@ def _driver_log_path(session: Session) -> str:
         except OSError:
             pass
     return os.path.join(tempfile.mkdtemp(prefix="azml-submit-"), DRIVER_LOG)
+
+
+def _sweep_delivered_logs(folder: str) -> None:
+    """Remove the logs kept for journals that ``azml sync`` has since delivered (and deleted).
+
+    A log's folder is made only while its journal exists, and a journal is deleted only once
+    everything in it was delivered, so a folder without its journal is no longer needed.
+    """
+    for kept in glob.glob(os.path.join(glob.escape(folder), "*.submit")):
+        if not os.path.exists(kept[:-len(".submit")] + ".db"):
+            shutil.rmtree(kept, ignore_errors=True)
 
 
 def _remove(path: str) -> None:
