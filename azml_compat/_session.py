@@ -33,7 +33,7 @@ def script_tags(script: str, args, cwd: str) -> dict:
     """The tags a run gets for the script that made it (the library's and `azml submit`'s)."""
     return {
         "azml.script_name": os.path.basename(script),
-        "azml.arguments": json.dumps(list(args))[:MAX_TAG_VALUE],
+        "azml.arguments": redact_text(json.dumps(list(args)))[:MAX_TAG_VALUE],
         "azml.working_dir": cwd[:MAX_TAG_VALUE],
         "mlflow.source.name": os.path.abspath(script) if script != "<console>" else script,
         "mlflow.source.type": "LOCAL",

@@ -67,7 +67,9 @@ print(logger)
 logger.log("acc", 0.5)
 logger.upload("notes.txt", "kept for sync")
 """)
-    script = _run(store, tmp_path, [sys.executable, "train.py"], AZML_FLUSH_TIMEOUT=1)
+    # an argument holding credentials is recorded (run tags, journal) without them
+    script = _run(store, tmp_path, [sys.executable, "train.py", f"--data=https://{userinfo}@d"],
+                  AZML_FLUSH_TIMEOUT=1)
     assert script.returncode == 0, script.stderr
     assert b"<AzureMLLogger" in script.stdout and b"127.0.0.1" in script.stdout
     assert b"azml sync" in script.stderr  # the records were kept, not delivered
