@@ -107,7 +107,8 @@ def check_tracking_uri(uri: str) -> str:
     try:
         parts = urlsplit(uri)
     except ValueError as exc:
-        raise ValueError(f"MLFLOW_TRACKING_URI={shown!r} is not a valid URI: {redact_text(str(exc))}") from None
+        raise ValueError(f"MLFLOW_TRACKING_URI={shown!r} is not a valid URI: "
+                         f"{redact_text(str(exc))}") from None
     scheme = parts.scheme.split("+", 1)[0]
     if not parts.scheme or (len(parts.scheme) == 1 and uri[1:2] == ":"):
         return uri  # a local path (MLflow treats it as a file store)

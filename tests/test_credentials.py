@@ -35,7 +35,8 @@ def _run(store: Store, tmp_path, cmd, **env) -> subprocess.CompletedProcess:
 def _assert_clean(*blobs: bytes) -> None:
     for blob in blobs:
         for secret in SECRETS:
-            assert secret.encode() not in blob, f"{secret!r} leaked in:\n{blob.decode(errors='replace')}"
+            shown = blob.decode(errors="replace")
+            assert secret.encode() not in blob, f"{secret!r} leaked in:\n{shown}"
 
 
 def _journal_bytes(store: Store) -> list[bytes]:
