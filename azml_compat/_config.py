@@ -1,10 +1,11 @@
 """Settings read from the environment, in one place, without importing MLflow."""
 from __future__ import annotations
 
+import logging
 import os
 import re
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 DEFAULT_FLUSH_TIMEOUT = 30.0
 DEFAULT_MAX_OUTPUT_BYTES = 512 * 1024 * 1024
@@ -41,21 +42,59 @@ def tracking_uri(cwd: str | None = None) -> str:
     return check_tracking_uri(uri) if uri else default_tracking_uri(cwd)
 
 
-def redact(uri: str) -> str:
-    """``uri`` fit to print or store: a password in it (``http://user:pw@host``) becomes ``***``."""
-    try:
-        parts = urlsplit(uri)
-    except ValueError:
-        return uri
-    if parts.password is None:
-        return uri
-    host = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+# Variables whose values are secrets MLflow sends with every request.
+CREDENTIAL_VARIABLES = ("MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
+# A value shorter than this is not searched for: hiding every "ab" would garble every message.
+_MIN_SECRET_LENGTH = 4
+# ``scheme://userinfo@``: the userinfo runs to the authority's last "@" (a raw "@" in a
+# password is still part of it), never past a "/", "?", "#" or a space.
+_USERINFO = re.compile(r"\b([A-Za-z][\w+.-]*://)([^/\s?#]+)@")
 
 
 def redact_text(text: str) -> str:
-    """Every ``scheme://user:password@`` in ``text`` with the password as ``***``."""
-    return re.sub(r"(\w[\w+.-]*://[^/\s:@]+):[^@\s/]+@", r"\1:***@", text)
+    """``text`` fit to print or store: the one place credentials are taken out.
+
+    In every ``scheme://user:password@`` the password becomes ``***``; a user with no password
+    (``http://TOKEN@host``, how tokens are often passed) becomes ``***`` itself; and the values
+    of MLFLOW_TRACKING_PASSWORD/TOKEN become ``***`` wherever they appear.
+    """
+    text = _USERINFO.sub(_hide_userinfo, text)
+    for name in CREDENTIAL_VARIABLES:
+        secret = os.environ.get(name)
+        if secret and len(secret) >= _MIN_SECRET_LENGTH:
+            text = text.replace(secret, "***")
+    return text
+
+
+def _hide_userinfo(match: re.Match) -> str:
+    user, colon, _ = match.group(2).partition(":")
+    return f"{match.group(1)}{user + ':***' if colon else '***'}@"
+
+
+def redact(uri: str) -> str:
+    """``uri`` fit to print or store (see ``redact_text``)."""
+    return redact_text(uri)
+
+
+class RedactingFilter(logging.Filter):
+    """Every record of the ``azml`` logger goes out through ``redact_text``: its messages
+    carry URIs and store errors (MLflow's name the request's URL, credentials included)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):  # kept as arguments, for filters after this one
+            record.msg = redact_text(str(record.msg))
+            record.args = tuple(a if isinstance(a, (int, float)) else redact_text(str(a))
+                                for a in record.args)
+            return True
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a malformed record is logging's to report
+            return True
+        record.msg, record.args = redact_text(message), None
+        return True
+
+
+logging.getLogger("azml").addFilter(RedactingFilter())
 
 
 def check_tracking_uri(uri: str) -> str:
@@ -64,23 +103,25 @@ def check_tracking_uri(uri: str) -> str:
     Checked when the logger is created, so a typo fails the script at once instead of
     leaving every record stranded in the journal.
     """
+    shown = redact(uri)  # the error names the URI, never its credentials
     try:
         parts = urlsplit(uri)
     except ValueError as exc:
-        raise ValueError(f"MLFLOW_TRACKING_URI={uri!r} is not a valid URI: {exc}") from None
+        raise ValueError(f"MLFLOW_TRACKING_URI={shown!r} is not a valid URI: "
+                         f"{redact_text(str(exc))}") from None
     scheme = parts.scheme.split("+", 1)[0]
     if not parts.scheme or (len(parts.scheme) == 1 and uri[1:2] == ":"):
         return uri  # a local path (MLflow treats it as a file store)
     if scheme not in _SCHEMES:
         raise ValueError(
-            f"MLFLOW_TRACKING_URI={uri!r}: unknown scheme {parts.scheme!r} "
+            f"MLFLOW_TRACKING_URI={shown!r}: unknown scheme {parts.scheme!r} "
             f"(expected one of {', '.join(sorted(_SCHEMES))})")
     if scheme in ("http", "https") and not parts.hostname:
-        raise ValueError(f"MLFLOW_TRACKING_URI={uri!r} names no host")
+        raise ValueError(f"MLFLOW_TRACKING_URI={shown!r} names no host")
     try:
         parts.port  # noqa: B018 - raises on a port that is not a number
     except ValueError:
-        raise ValueError(f"MLFLOW_TRACKING_URI={uri!r} has an invalid port") from None
+        raise ValueError(f"MLFLOW_TRACKING_URI={shown!r} has an invalid port") from None
     return uri
 
 

@@ -447,6 +447,11 @@ def _fetch_into(directory: str, overwrite: bool, **download) -> list[str]:
         download_artifacts(dst_path=tmp, **download)
         files = sorted(os.path.relpath(os.path.join(folder, name), tmp)
                        for folder, _, names in os.walk(tmp) for name in names)
+        for rel in files:
+            link = _symlinked_folder(directory, rel)
+            if link is not None:  # writing through it would put the run's files elsewhere
+                raise HistoryError(f"{link} is a symbolic link to a folder; refusing to "
+                                   "download through it")
         existing = [f for f in files if os.path.lexists(os.path.join(directory, f))]
         if existing and not overwrite:
             more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
@@ -457,3 +462,13 @@ def _fetch_into(directory: str, overwrite: bool, **download) -> list[str]:
             os.makedirs(os.path.dirname(target), exist_ok=True)
             shutil.move(os.path.join(tmp, rel), target)
     return [os.path.join(directory, f) for f in files]
+
+
+def _symlinked_folder(directory: str, rel: str) -> str | None:
+    """The first folder on ``rel``'s way down from ``directory`` that is a symbolic link."""
+    path = directory
+    for part in rel.split(os.sep)[:-1]:
+        path = os.path.join(path, part)
+        if os.path.islink(path):
+            return path
+    return None

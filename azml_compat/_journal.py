@@ -24,6 +24,7 @@ import sqlite3
 import threading
 
 from ._batching import ARTIFACT, END, FILE, METRIC, SERIES, TAG
+from ._config import redact_text
 
 SCHEMA_VERSION = "1"
 _SCHEMA = """
@@ -161,7 +162,7 @@ class Journal:
                 for seq, error in (errors or {}).items():
                     self._db.execute(
                         "INSERT OR REPLACE INTO rejected SELECT seq, kind, key, ? FROM records "
-                        "WHERE seq = ?", (str(error)[:2000], seq))
+                        "WHERE seq = ?", (redact_text(str(error))[:2000], seq))
                 self._db.execute("DELETE FROM records WHERE seq <= ?", (upto,))
                 self._db.execute("COMMIT")
             except BaseException:

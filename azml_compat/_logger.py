@@ -6,6 +6,7 @@ import json
 import time
 
 from ._batching import ARTIFACT, METRIC, SERIES, TAG
+from ._config import redact
 from ._dispatcher import DoneHandle, Handle
 from ._paths import clean_artifact_path
 from ._session import MAX_TAG_VALUE, Session
@@ -90,4 +91,4 @@ class AzureMLLogger:
 
     def __repr__(self) -> str:
         spec = self._session.spec
-        return f"<AzureMLLogger run={self.run_id or 'pending'} store={spec.tracking_uri}>"
+        return f"<AzureMLLogger run={self.run_id or 'pending'} store={redact(spec.tracking_uri)}>"

@@ -34,7 +34,7 @@ def script_tags(script: str, args, cwd: str) -> dict:
     """The tags a run gets for the script that made it (the library's and `azml submit`'s)."""
     return {
         "azml.script_name": os.path.basename(script),
-        "azml.arguments": json.dumps(list(args))[:MAX_TAG_VALUE],
+        "azml.arguments": redact_text(json.dumps(list(args)))[:MAX_TAG_VALUE],
         "azml.working_dir": cwd[:MAX_TAG_VALUE],
         "mlflow.source.name": os.path.abspath(script) if script != "<console>" else script,
         "mlflow.source.type": "LOCAL",
@@ -167,8 +167,8 @@ class Session:
                       else f"no progress for {self.settings.flush_timeout:g} s (AZML_FLUSH_TIMEOUT)")
             where = (f"kept in {journal.path}: run `azml sync` to deliver them" if journal.path
                      else "lost: the journal could not be written")
-            print(f"azml: {self.dispatcher.pending} record(s) not delivered to "
-                  f"{redact(self.spec.tracking_uri)} ({reason}); {where}", file=sys.stderr)
+            print(redact_text(f"azml: {self.dispatcher.pending} record(s) not delivered to "
+                              f"{self.spec.tracking_uri} ({reason}); {where}"), file=sys.stderr)
         journal.close(prune=True)  # deletes the file only if nothing is left in it
         return delivered and self.dispatcher.fatal is None
 

@@ -1,24 +1,38 @@
 """``azml submit``: Workbench's local run. Creates the run, runs the script attached to it,
 keeps its output as ``driver_log.txt``, uploads ``outputs/`` and sets the status from the exit
-code (the script's own logger cannot see ``sys.exit(n)``)."""
+code (the script's own logger cannot see ``sys.exit(n)``), all through the library's journal."""
 from __future__ import annotations
 
+import glob
+import logging
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import threading
+import time
+from typing import NamedTuple
 
+from ._batching import FILE
 from ._config import Settings, redact
-from ._history import DRIVER_LOG, STATUS
-from ._outputs import scan, warn_skipped
-from ._session import FAILED, FINISHED, KILLED, now_ms, script_tags
-from ._store import RunSpec, connect
+from ._history import DRIVER_LOG, STATUS, unreachable
+from ._session import FAILED, FINISHED, KILLED, Session, now_ms, script_tags
+from ._sender import _describe
+from ._store import RunSpec
 from ._workbench_env import prepare
 
 # Exit codes a shell gives a process ended by SIGINT, SIGKILL or SIGTERM.
 KILLED_CODES = {128 + signal.SIGINT, 128 + signal.SIGKILL, 128 + signal.SIGTERM}
+# Seconds allowed on top of AZML_FLUSH_TIMEOUT for the run to be created before any failure is
+# seen: the sender first imports MLflow (1-2 s alone) and a new SQLite store runs its ~68
+# migrations (~2 s). On a loaded 2-core machine that took more than 3 s in all, so a short
+# flush bound must not also be the time a working store has to answer.
+STARTUP_ALLOWANCE = 60.0
+# MLflow's words for a server that did not answer at all (said as `unreachable` says it).
+_UNREACHABLE = re.compile(r"Max retries exceeded|Failed to establish a new connection")
 
 
 def command(script: str, args) -> list[str]:
@@ -39,39 +53,144 @@ def exit_code(code: int) -> int:
     return 128 - code if code < 0 else code
 
 
-def submit(script: str, args, out=None, err=None) -> tuple[str, int]:
-    """Run ``script`` as a new run; ``(run_id, exit code)``. Output is teed to ``out``/``err``
-    (binary streams, default this process's) and into the run's ``driver_log.txt``."""
+class RunNotCreated(Exception):
+    """The run could not be created in time: the script is not started (nothing ran, so
+    nothing is lost)."""
+
+
+class Submitted(NamedTuple):
+    run_id: str
+    exit_code: int
+    delivered: bool  # False: some records (at least the end) wait in the journal for sync
+
+
+def submit(script: str, args, out=None, err=None) -> Submitted:
+    """Run ``script`` as a new run; ``(run_id, exit code, delivered)``. Output is teed to
+    ``out``/``err`` (binary streams, default this process's) and into ``driver_log.txt``.
+
+    The run is the library's: a ``Session`` that journals every record and delivers it in the
+    background. ``driver_log.txt``, ``outputs/`` and the end of the run are journaled records,
+    so a store that goes away while the script runs costs a bounded wait at the end
+    (``AZML_FLUSH_TIMEOUT`` of no progress) and ``azml sync`` delivers the rest later. The exit
+    code is always the script's.
+    """
     out = out or sys.stdout.buffer
     err = err or sys.stderr.buffer
     if not os.path.isfile(script):
         raise FileNotFoundError(f"script {script!r} not found")
     settings = Settings.from_env()
-    store = connect(settings.tracking_uri)
-    tags = script_tags(script, args, settings.cwd)
-    run_id = store.open_run(RunSpec(settings.tracking_uri, settings.experiment_name,
-                                    start_time_ms=now_ms(), tags=tags))
+    session = Session(settings, RunSpec(settings.tracking_uri, settings.experiment_name,
+                                        start_time_ms=now_ms(),
+                                        tags=script_tags(script, args, settings.cwd)))
+    run_id = _wait_for_run(session)
     _say(err, f"azml: run {run_id} in experiment {settings.experiment_name!r} ({redact(settings.tracking_uri)})")
     # What Workbench had ready before the script started: ./outputs and the share directory.
     env = {**os.environ, **prepare(settings.cwd), "MLFLOW_RUN_ID": run_id,
            "MLFLOW_TRACKING_URI": settings.tracking_uri, "AZML_UPLOAD_OUTPUTS": "0",
            "PYTHONUNBUFFERED": "1"}
     code = 1  # if the script cannot even start: Failed
+    log_path = _driver_log_path(session)
     try:
-        with tempfile.TemporaryDirectory(prefix="azml-submit-") as tmp:
-            log_path = os.path.join(tmp, DRIVER_LOG)
-            try:
-                code = _run_teed(command(script, args), env, log_path, out, err)
-            finally:
-                store.upload_file(run_id, "", log_path)
-                uploads, skipped = scan(settings.outputs_dir, settings.max_output_bytes)
-                warn_skipped(skipped, settings.max_output_bytes)
-                for artifact_dir, local, _ in uploads:
-                    store.upload_file(run_id, artifact_dir, local)
+        code = _run_teed(command(script, args), env, log_path, out, err)
     finally:
-        store.end_run(run_id, status_of(code), now_ms())
+        # The log first, then outputs/ and the end (Session.close): all in one ordered journal.
+        session.dispatcher.put(FILE, "", log_path)
+        session.status = status_of(code)
+        delivered = session.close()
+        if delivered:
+            _remove(log_path)
+        # Otherwise the journal's FILE record still names the log: it stays for `azml sync`.
     _say(err, f"azml: run {run_id} ended {STATUS[status_of(code)]} (exit code {exit_code(code)})")
-    return run_id, exit_code(code)
+    return Submitted(run_id, exit_code(code), delivered)
+
+
+def _wait_for_run(session: Session) -> str:
+    """The run's id, once the session's sender has created it with the usual retry policy.
+
+    The script needs the id (``MLFLOW_RUN_ID``) before it starts, so this is bounded: once the
+    store has been failing for ``AZML_FLUSH_TIMEOUT`` seconds (the exit flush's bound), or
+    nothing at all came back within that plus ``STARTUP_ALLOWANCE``, the submission fails
+    before anything ran. The sender's "retrying in the background" warnings are held back
+    meanwhile: the script will not be started, so the one line to say is why.
+    """
+    bound = session.settings.flush_timeout
+    held = _HoldWarnings()
+    logging.getLogger("azml").addFilter(held)
+    started = time.monotonic()
+    try:
+        while session.run.wait(0.1) is None and session.dispatcher.fatal is None:
+            now = time.monotonic()
+            if held.first_failure is not None and now - held.first_failure >= bound:
+                break
+            if now - started >= bound + STARTUP_ALLOWANCE:
+                break
+    finally:
+        logging.getLogger("azml").removeFilter(held)
+    if session.run.run_id is not None:
+        return session.run.run_id
+    session.dispatcher.journal.close(prune=True)  # holds no record: deleted
+    uri = session.spec.tracking_uri
+    if session.dispatcher.fatal is not None:
+        what = f"cannot create the run at {redact(uri)} ({_describe(session.dispatcher.fatal)})"
+    elif held.last is not None and _UNREACHABLE.search(held.last):
+        what = f"{unreachable(uri, held.last)}, still after {bound:g} s (AZML_FLUSH_TIMEOUT)"
+    elif held.last is not None:
+        what = (f"cannot create the run at {redact(uri)} (still failing after {bound:g} s, "
+                f"AZML_FLUSH_TIMEOUT: {held.last})")
+    else:
+        what = (f"cannot create the run at {redact(uri)} (no answer within "
+                f"{bound + STARTUP_ALLOWANCE:g} s)")
+    raise RunNotCreated(f"{what}; the run was not created and the script was not started")
+
+
+class _HoldWarnings(logging.Filter):
+    """Swallows the ``azml`` logger's records, remembering when the first came (the sender
+    warns at its first failed attempt) and the last one's cause (its last argument: the
+    sender's warnings end with the error)."""
+
+    first_failure: float | None = None
+    last: str | None = None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.first_failure is None:
+            self.first_failure = time.monotonic()
+        args = record.args if isinstance(record.args, tuple) else ()
+        self.last = str(args[-1]) if args else record.getMessage()
+        return False
+
+
+def _driver_log_path(session: Session) -> str:
+    """Where the script's output is kept until delivered: beside the journal that names it
+    (``azml sync`` reads it from there if the store was away), else a private temp folder."""
+    journal = session.dispatcher.journal.path
+    if journal:
+        _sweep_delivered_logs(os.path.dirname(journal))
+        try:
+            folder = os.path.abspath(journal[:-3] + ".submit")  # the upload keeps the file name
+            os.mkdir(folder, 0o700)
+            return os.path.join(folder, DRIVER_LOG)
+        except OSError:
+            pass
+    return os.path.join(tempfile.mkdtemp(prefix="azml-submit-"), DRIVER_LOG)
+
+
+def _sweep_delivered_logs(folder: str) -> None:
+    """Remove the logs kept for journals that ``azml sync`` has since delivered (and deleted).
+
+    A log's folder is made only while its journal exists, and a journal is deleted only once
+    everything in it was delivered, so a folder without its journal is no longer needed.
+    """
+    for kept in glob.glob(os.path.join(glob.escape(folder), "*.submit")):
+        if not os.path.exists(kept[:-len(".submit")] + ".db"):
+            shutil.rmtree(kept, ignore_errors=True)
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+        os.rmdir(os.path.dirname(path))
+    except OSError:
+        pass
 
 
 def _say(stream, line: str) -> None:

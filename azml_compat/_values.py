@@ -5,6 +5,7 @@ numpy or pandas (they are recognised by duck typing when the script already uses
 value                                      becomes
 =========================================  ==============================================
 int, float, numpy int/float scalar,        one metric point
+numpy longdouble (rounded to a double),
 0-d numpy array, fractions.Fraction
 bool, numpy bool\\_                         one metric point, 1.0 or 0.0
 str                                        the tag ``key`` (latest wins)
@@ -98,6 +99,8 @@ def _classify_numpy(name: str, value):
     ndim = getattr(value, "ndim", None)
     dtype = getattr(value, "dtype", None)
     if ndim == 0 and dtype is not None:  # numpy scalar or 0-d array
+        if dtype.kind == "f":  # longdouble's item() is a longdouble, not a Python float
+            return POINT, to_float(name, value)
         item = value.item()
         if isinstance(item, (bool, int, float)):
             return POINT, to_float(name, item)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import traceback
 
 import click
 
@@ -30,14 +31,19 @@ class Azml(click.Group):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+        except click.exceptions.ClickException as exc:
+            exc.message = redact_text(exc.message)  # Click prints it: no credentials in it
+            raise
+        except (click.exceptions.Exit, click.exceptions.Abort):
             raise
         except KeyboardInterrupt:
             raise click.exceptions.Exit(130) from None
         except Exception as exc:  # noqa: BLE001
             if ctx.meta.get(DEBUG):
-                raise
-            click.echo(f"azml: error: {describe(exc)}", err=True)
+                # The traceback's messages hold what MLflow put there, request URLs included.
+                click.echo(redact_text(traceback.format_exc()).rstrip("\n"), err=True)
+            else:
+                click.echo(redact_text(f"azml: error: {describe(exc)}"), err=True)
             raise click.exceptions.Exit(1) from None
 
 

@@ -111,8 +111,9 @@ def tsv(data) -> str:
     if isinstance(data, list) and data and all(isinstance(i, dict) for i in data):
         keys = columns(data)
         return "\n".join("\t".join(cell(i.get(k)) for k in keys) for i in data)
-    if isinstance(data, list):
-        return "\n".join(tsv(i) for i in data)
+    if isinstance(data, list):  # one line per item; an item that is a list is one row
+        return "\n".join("\t".join(cell(v) for v in i) if isinstance(i, list) else tsv(i)
+                         for i in data)
     if isinstance(data, dict):
         return "\t".join(cell(v) for v in data.values())
     return cell(data)

@@ -24,11 +24,22 @@ def _command(name: str, *extra):
         """Run SCRIPT with ARGS as a new run and exit with its exit code.
 
         stdout and stderr are the script's own; with -o or --query the finished run is printed
-        after them, in the shape of `azml history info`.
+        after them, in the shape of `azml history info`. The exit code is always the script's,
+        even when the store could not take the end of the run (see `azml sync`).
         """
-        run_id, code = run_script(script, args)
+        run_id, code, delivered = run_script(script, args)
         if query is not None or ctx.get_parameter_source("output").name != "DEFAULT":
-            emit(History().info(run_id), output, query, run_table)
+            if not delivered:  # the store did not answer: asking it again would only hang
+                click.echo(f"azml: error: cannot show run {run_id}: the store has not got all "
+                           "of it (see above)", err=True)
+            else:
+                try:
+                    emit(History().info(run_id), output, query, run_table)
+                except Exception as exc:  # noqa: BLE001 - the exit code stays the script's
+                    from . import describe
+
+                    click.echo(f"azml: error: cannot show run {run_id}: {describe(exc)}",
+                               err=True)
         ctx.exit(code)
 
     decorators = [

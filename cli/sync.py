@@ -6,6 +6,8 @@ import os
 
 import click
 
+from azml_compat._config import redact_text
+from azml_compat._history import unreachable
 from azml_compat._sync import sync as sync_journals
 
 from ._output import rendered, table
@@ -13,7 +15,7 @@ from ._output import rendered, table
 
 def _row(result) -> dict:
     state = ("skipped: " + result.skipped if result.skipped else
-             "failed: " + result.error if result.error else
+             "failed: " + _reason(result) if result.error else
              "would deliver" if result.delivered == 0 and result.pending else "delivered")
     return {
         "journal": os.path.basename(result.journal),
@@ -25,6 +27,14 @@ def _row(result) -> dict:
         "ended": result.ended,
         "state": state,
     }
+
+
+def _reason(result) -> str:
+    """Why a journal was not delivered, in one line, credentials hidden."""
+    text = redact_text(result.error)
+    if "Max retries exceeded" in text or "Failed to establish a new connection" in text:
+        return unreachable(result.tracking_uri, text)  # not MLflow's request dump
+    return text
 
 
 def _table(rows: list) -> str:
@@ -52,6 +62,6 @@ def sync(dry_run, give_up_after):
     if failed:
         click.echo(_table(rows), err=True)
         raise click.ClickException(
-            f"{len(failed)} journal(s) not delivered: {failed[0].error}; they are kept, run "
+            f"{len(failed)} journal(s) not delivered: {_reason(failed[0])}; they are kept, run "
             "`azml sync` again")
     return rows

@@ -56,3 +56,16 @@ def test_unknown_run_and_artifact(cli, run_id, tmp_path):
     one_line_error(cli("history", "download", "-r", run_id, "-a", "nope", "-d", target, code=1),
                    "no artifact", "nope")
     assert not target.exists() or tree(target) == {}
+
+
+@pytest.mark.parametrize("link", ["outputs", "outputs/sub"])
+@pytest.mark.parametrize("overwrite", [[], ["--overwrite"]])
+def test_symlinked_folder_inside_the_target_is_not_followed(cli, run_id, tmp_path, link, overwrite):
+    target, outside = tmp_path / "dl", tmp_path / "outside"
+    outside.mkdir()
+    (target / link).parent.mkdir(parents=True, exist_ok=True)
+    (target / link).symlink_to(outside, target_is_directory=True)
+    result = cli("history", "download", "-r", run_id, "-d", target, *overwrite, code=1)
+    one_line_error(result, str(target / link), "symbolic link")
+    assert tree(outside) == {}  # nothing written out of the target
+    assert [p.name for p in target.iterdir()] == [link.split("/")[0]]  # nor half into it

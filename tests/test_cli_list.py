@@ -96,3 +96,13 @@ def test_unreachable_server(sqlite_cli, monkeypatch):
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     result = sqlite_cli("history", "list", code=1)
     one_line_error(result, "cannot reach", url, "Connection refused")
+
+
+def test_tsv_of_a_list_query_is_one_line_per_row(sqlite_cli):
+    ids = seed_three(sqlite_cli)
+    out = sqlite_cli("history", "list", "-o", "tsv", "--query", "[].[run_id, status]").stdout
+    assert out.splitlines() == [f"{run_id}\t{status}" for run_id, status in
+                                zip(reversed(ids), ["Failed", "Completed", "Completed"])]
+    # a list of scalars stays one value per line, as in az
+    ids_only = sqlite_cli("history", "list", "-o", "tsv", "--query", "[].run_id").stdout
+    assert ids_only.splitlines() == list(reversed(ids))

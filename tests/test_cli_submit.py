@@ -3,9 +3,12 @@ driver_log.txt, outputs/ uploaded once, status and exit code from the script."""
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 
-from cli_support import cli, empty_db, one_line_error, sqlite_cli  # noqa: F401 - fixtures
+import pytest
+from cli_support import AZML, cli, empty_db, one_line_error, sqlite_cli  # noqa: F401 - fixtures
+from conftest import MlflowServer, Store
 
 FAILING = """
 import os, sys
@@ -68,3 +71,92 @@ def test_exit_code_is_the_scripts(sqlite_cli):
     result = sqlite_cli("submit", "c.py", code=None)
     assert result.exit_code == sys.maxsize % 100 + 5
     assert sqlite_cli.store.only_run().info.status == "FAILED"
+
+
+# -- the end of a submitted run goes through the journal ------------------------------------------
+WAITS_FOR_GO = """
+import os, time
+print("started", flush=True)
+while not os.path.exists("go"):  # the test stops the server, then lets the script finish
+    time.sleep(0.05)
+os.makedirs("outputs", exist_ok=True)
+open("outputs/model.txt", "w").write("model")
+print("finished training", flush=True)
+"""
+
+
+@pytest.fixture
+def own_server(tmp_path):
+    """A server of this test's own, which the test may stop and start again on the same port."""
+    server = MlflowServer(tmp_path / "own-server")
+    yield server
+    server.stop()
+
+
+def _submit(store, tmp_path, *args, **env) -> subprocess.Popen:
+    return subprocess.Popen([AZML, "submit", *args], cwd=store.workdir,
+                            env=store.env(HOME=str(tmp_path), **env),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _finish(proc: subprocess.Popen, timeout: float):
+    try:
+        return proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()  # not left behind by a failing test
+        proc.communicate()
+        raise
+
+
+def test_server_gone_at_the_end_keeps_driver_log_and_outputs_for_sync(own_server, tmp_path):
+    own_server.start()
+    workdir = tmp_path / "project"
+    workdir.mkdir()
+    store = Store("server", own_server.url, workdir, "submit-durability")
+    store.write_script(WAITS_FOR_GO)
+    proc = _submit(store, tmp_path, "-o", "json", "train.py", AZML_FLUSH_TIMEOUT=3)
+    assert proc.stdout.readline() == "started\n"
+    own_server.stop()
+    (workdir / "go").touch()
+    # Before, submit spent ~260 s in MLflow's own retries and exited 1: the guard is generous.
+    out, err = _finish(proc, 150)
+    assert proc.returncode == 0, err
+    assert out == "finished training\n"  # the run cannot be shown (-o json), and says so:
+    assert "azml: error: cannot show run" in err
+    (journal,) = store.journals()
+    (line,) = [line for line in err.splitlines() if "not delivered" in line]
+    assert str(journal) in line and "azml sync" in line
+
+    own_server.start()
+    synced = subprocess.run([AZML, "sync"], cwd=workdir, env=store.env(HOME=str(tmp_path)),
+                            capture_output=True, text=True, timeout=300)
+    assert synced.returncode == 0, synced.stdout + synced.stderr
+    run = store.only_run()
+    assert run.info.status == "FINISHED"
+    log = store.artifact_bytes(run.info.run_id, "driver_log.txt")
+    assert log == b"started\nfinished training\n"
+    assert store.artifact_bytes(run.info.run_id, "outputs/model.txt") == b"model"
+    assert store.journals() == []
+    (kept,) = (store.home / "journal").glob("*.submit")
+    assert [p.name for p in kept.iterdir()] == ["driver_log.txt"]  # kept for sync until now
+
+    store.write_script("print('next')\n", "next.py")
+    following = subprocess.run([AZML, "submit", "next.py"], cwd=workdir, timeout=300,
+                               env=store.env(HOME=str(tmp_path)), capture_output=True)
+    assert following.returncode == 0, following.stderr
+    assert list((store.home / "journal").iterdir()) == []  # the delivered run's log is gone
+
+
+def test_run_not_created_fails_before_the_script_starts(own_server, tmp_path):
+    workdir = tmp_path / "project"  # the server is never started
+    workdir.mkdir()
+    store = Store("server", own_server.url, workdir, "submit-durability")
+    store.write_script("open('ran', 'w').write('yes')\n")
+    proc = subprocess.run([AZML, "submit", "train.py"], cwd=workdir, capture_output=True,
+                          text=True, timeout=150, env=store.env(HOME=str(tmp_path),
+                                                                AZML_FLUSH_TIMEOUT=2))
+    assert proc.returncode == 1
+    one_line_error(proc, "azml: error:", "cannot reach", own_server.url,
+                   "AZML_FLUSH_TIMEOUT", "not started")
+    assert not (workdir / "ran").exists()
+    assert store.journals() == []  # nothing ran, so nothing is kept

@@ -14,6 +14,7 @@ from azml_compat._values import DOCUMENT, NOTHING, POINT, SERIES, TEXT, classify
     (np.float32(1.5), 1.5), (np.float64(2.25), 2.25), (np.int8(-3), -3.0), (np.int64(9), 9.0),
     (np.uint16(5), 5.0), (np.bool_(True), 1.0), (np.bool_(False), 0.0), (np.array(4.5), 4.5),
     (np.array(True), 1.0), (fractions.Fraction(1, 4), 0.25),
+    (np.longdouble(0.75), 0.75), (np.array(np.longdouble(1.25)), 1.25), (np.float16(0.5), 0.5),
 ])
 def test_scalars_become_points(value, expected):
     kind, payload = classify("m", value)
@@ -43,6 +44,8 @@ def test_strings_become_text():
     (np.array([1, 2, 3], dtype=np.int64), [1.0, 2.0, 3.0]),
     (np.array([0.5, np.nan]), [0.5, float("nan")]),
     (np.array([True, False]), [1.0, 0.0]),
+    (np.array([0.5, 2], dtype=np.longdouble), [0.5, 2.0]),
+    ([np.longdouble(1.5), 2], [1.5, 2.0]),
 ])
 def test_sequences_of_numbers_become_series(value, expected):
     kind, payload = classify("m", value)
