@@ -61,6 +61,9 @@ class MlflowStore:
     def __init__(self, tracking_uri: str) -> None:
         from mlflow.tracking import MlflowClient
 
+        from ._sqlite import prepare
+
+        prepare(tracking_uri)  # a SQLite file is made whole, once, before MLflow touches it
         self.tracking_uri = tracking_uri
         self.client = MlflowClient(tracking_uri)
 
