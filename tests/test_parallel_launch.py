@@ -6,6 +6,7 @@ broke every later run and ``azml sync``. Real processes, real signals, a fresh f
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -109,7 +110,9 @@ def journal_content(home: Path) -> dict:
     found = {"loss": set(), "tags": {}, "run_id": None, "journals": 0}
     for path in sorted((home / "journal").glob("*.db")):
         found["journals"] += 1
-        with sqlite3.connect(path) as db:
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            if not db.execute("SELECT 1 FROM sqlite_master WHERE name='records'").fetchone():
+                continue  # killed before it wrote its schema: it holds nothing
             meta = dict(db.execute("SELECT key, value FROM meta"))
             found["run_id"] = json.loads(meta.get("run_id", "null"))
             for kind, key, num, text in db.execute("SELECT kind, key, num, text FROM records"):
@@ -131,6 +134,15 @@ def database_appears(folder: Path, proc: subprocess.Popen) -> bool:
 
 
 def kill_at(base: Path, anchor: str, instant: float) -> dict:
+    try:
+        return _kill_at(base, anchor, instant)
+    except Exception as exc:  # noqa: BLE001 - reading the folder failed: that instant broke it
+        line = (str(exc).strip().splitlines() or [""])[0][:200]
+        return {"instant": f"{instant:.2f} s after {anchor}", "phase": "?", "journaled": -1,
+                "problems": [f"reading the folder: {type(exc).__name__}: {line}"]}
+
+
+def _kill_at(base: Path, anchor: str, instant: float) -> dict:
     """Start a first run in a fresh folder, SIGKILL it ``instant`` s after its launch or after
     the database first appears (``anchor``), then check that the folder still works and that
     ``azml sync`` delivers what the dead process had journaled."""
@@ -275,3 +287,25 @@ def test_a_half_made_database_gets_one_clear_error_and_nothing_is_lost(tmp_path,
     (run,) = runs_of(folder, "sweep")
     assert run.data.tags["worker"] == "0"
     assert series(folder, run.info.run_id, "loss") == [float(i) for i in range(POINTS)]
+
+
+def test_an_empty_database_file_is_replaced_by_a_complete_one(tmp_path, monkeypatch):
+    from azml_compat._sqlite import check, prepare
+
+    monkeypatch.chdir(tmp_path)  # MLflow puts the Default experiment's artifacts in ./mlruns
+    db = tmp_path / "mlflow.db"
+    db.touch()  # what `sqlite3 mlflow.db` or a process killed at its first statement leaves
+    prepare(f"sqlite:///{db}")
+    check(str(db))
+    assert client(tmp_path).get_experiment("0").artifact_location == str(tmp_path / "mlruns" / "0")
+    assert not list(tmp_path.glob(".mlflow.db.azml-build-*"))
+
+
+def test_a_file_that_is_not_a_database_is_named(tmp_path):
+    from azml_compat._sqlite import IncompleteDatabase, prepare
+
+    db = tmp_path / "mlflow.db"
+    db.write_bytes(b"not a database " * 100)
+    with pytest.raises(IncompleteDatabase, match=f"{db} is not a usable SQLite database"):
+        prepare(f"sqlite:///{db}")
+    assert db.read_bytes() == b"not a database " * 100
