@@ -14,6 +14,8 @@ DEFAULT_MAX_JOURNAL_BYTES = 1024 * 1024 * 1024
 # Tracking URI schemes MLflow ships a store for (plus a bare path, which MLflow treats as file:).
 _SCHEMES = {"http", "https", "file", "sqlite", "postgresql", "mysql", "mssql", "databricks",
             "databricks-uc", "uc"}
+# The entry-point group MLflow's tracking-store registry loads plugins from.
+_PLUGIN_GROUP = "mlflow.tracking_store"
 
 
 def default_tracking_uri(cwd: str | None = None) -> str:
@@ -97,6 +99,17 @@ class RedactingFilter(logging.Filter):
 logging.getLogger("azml").addFilter(RedactingFilter())
 
 
+def plugin_schemes() -> set[str]:
+    """Schemes that installed plugins register as MLflow tracking stores (``azureml`` from
+    azureml-mlflow, ...), read from package metadata: MLflow itself is not imported."""
+    from importlib.metadata import entry_points
+
+    try:
+        return {ep.name for ep in entry_points(group=_PLUGIN_GROUP)}
+    except Exception:  # noqa: BLE001 - a broken package's metadata must not stop the check
+        return set()
+
+
 def check_tracking_uri(uri: str) -> str:
     """``uri``, or a ValueError naming it when no MLflow store could ever open it.
 
@@ -113,9 +126,14 @@ def check_tracking_uri(uri: str) -> str:
     if not parts.scheme or (len(parts.scheme) == 1 and uri[1:2] == ":"):
         return uri  # a local path (MLflow treats it as a file store)
     if scheme not in _SCHEMES:
+        plugins = plugin_schemes()
+        if parts.scheme in plugins:
+            return uri  # the plugin's store judges the rest of the URI
+        installed = f"; plugins installed: {', '.join(sorted(plugins))}" if plugins else ""
         raise ValueError(
-            f"MLFLOW_TRACKING_URI={shown!r}: unknown scheme {parts.scheme!r} "
-            f"(expected one of {', '.join(sorted(_SCHEMES))})")
+            f"MLFLOW_TRACKING_URI={shown!r}: unknown scheme {parts.scheme!r} (MLflow's own: "
+            f"{', '.join(sorted(_SCHEMES))}{installed}; a plugin adds more, e.g. "
+            "`pip install azureml-mlflow` for azureml://)")
     if scheme in ("http", "https") and not parts.hostname:
         raise ValueError(f"MLFLOW_TRACKING_URI={shown!r} names no host")
     try:

@@ -236,6 +236,12 @@ class History:
                                    "(cd to the project folder or set MLFLOW_TRACKING_URI)")
             from mlflow.tracking import MlflowClient
 
+            from ._sqlite import IncompleteDatabase, prepare
+
+            try:
+                prepare(self.uri)  # never lets MLflow migrate a half-made file in place
+            except IncompleteDatabase as exc:
+                raise HistoryError(str(exc)) from None
             self._client = MlflowClient(self.uri)
         return self._client
 

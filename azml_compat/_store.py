@@ -63,6 +63,9 @@ class MlflowStore:
         import_mlflow_quietly()  # MLflow's INFO lines stay off the script's console
         from mlflow.tracking import MlflowClient
 
+        from ._sqlite import prepare
+
+        prepare(tracking_uri)  # a SQLite file is made whole, once, before MLflow touches it
         self.tracking_uri = tracking_uri
         self.client = MlflowClient(tracking_uri)
 
