@@ -199,8 +199,14 @@ class Journal:
             self._db.executemany("INSERT INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?)", others)
             self._db.execute("COMMIT")
         except BaseException:
-            self._db.execute("ROLLBACK")
+            self._rollback()
             raise
+
+    def _rollback(self) -> None:
+        # SQLite already rolled back on some errors (SQLITE_FULL): a second ROLLBACK would
+        # replace "database or disk is full" with "no transaction is active".
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
 
     def pending(self, after: int, limit: int) -> list:
         with self._lock:
@@ -211,11 +217,12 @@ class Journal:
             ).fetchall()
         return [_decode(row) for row in rows]
 
-    def settle(self, upto: int, errors: dict | None = None) -> None:
-        """Records up to ``upto`` are done: delivered, or rejected with ``errors[seq]``."""
+    def settle(self, upto: int, errors: dict | None = None) -> int:
+        """Records up to ``upto`` are done: delivered, or rejected with ``errors[seq]``.
+        Returns how many records left the journal."""
         with self._lock:
             if self._db is None:
-                return  # closed at exit: a replay by `azml sync` is idempotent
+                return 0  # closed at exit: a replay by `azml sync` is idempotent
             prefix = self.files_dir + os.sep
             copies = [row[0] for row in self._db.execute(
                 "SELECT text FROM records WHERE kind = ? AND seq <= ? AND substr(text, 1, ?) = ?",
@@ -231,13 +238,14 @@ class Journal:
                 self._db.execute(
                     "INSERT OR REPLACE INTO meta SELECT 'ended', json_quote(text) FROM records "
                     "WHERE kind = ? AND seq <= ?", (END, upto))
-                self._db.execute("DELETE FROM records WHERE seq <= ?", (upto,))
+                deleted = self._db.execute("DELETE FROM records WHERE seq <= ?", (upto,)).rowcount
                 self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                self._rollback()
                 raise
         for copy in copies:  # delivered or set aside: the private copy has done its job
             shutil.rmtree(os.path.dirname(copy), ignore_errors=True)
+        return deleted
 
     def counts(self) -> dict:
         """Undelivered records by kind, and the number rejected."""

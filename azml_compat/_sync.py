@@ -119,17 +119,22 @@ def _replay(journal: Journal, result: SyncResult, dry_run: bool, give_up_after: 
         result.run_id = run_id
 
     sender = Sender(spec, on_run=remember, give_up_after=give_up_after)
-    settled, after, unsettled = 0, 0, None
+    # Counted as the journal confirms it: records deleted after delivery. On a full disk the
+    # delete can fail; those records stay (sent again by the next sync, harmlessly) and are
+    # not counted, so the counts of successive syncs add up to what the journal held.
+    after, unsettled, waiting = 0, None, {}
     while records := journal.pending(after, SEND_WINDOW):
         for upto, errors in sender.deliver(records):
+            waiting.update(errors or {})
             try:
-                journal.settle(upto, errors)
+                deleted = journal.settle(upto, waiting)
             except sqlite3.OperationalError as exc:  # a full disk: delivered, not yet deleted
                 unsettled = exc
-            result.rejected += len(errors or ())
-        settled += len(records)
+                continue
+            result.rejected += len(waiting)
+            result.delivered += deleted - len(waiting)
+            waiting = {}
         after = records[-1][0]
-    result.delivered = settled - result.rejected
     if unsettled is not None:
         raise unsettled
     if owned_and_abandoned:
