@@ -55,7 +55,29 @@ def journals(directory: str | None = None) -> list[str]:
 def sync(directory: str | None = None, dry_run: bool = False,
          give_up_after: float = 30.0) -> list[SyncResult]:
     """Replay every journal in ``directory`` (default ``$AZML_HOME/journal``)."""
+    if not dry_run:
+        _remove_partials(directory or journal_dir())
     return [sync_one(path, dry_run, give_up_after) for path in journals(directory)]
+
+
+def _remove_partials(directory: str) -> None:
+    """Delete journals a killed process left half-built (``.<id>.db.partial``): they hold no
+    record yet (records are only written once the journal is in place)."""
+    for partial in glob.glob(os.path.join(directory, ".*.db.partial")):
+        lock = os.path.join(directory, os.path.basename(partial)[1:-len(".db.partial")] + ".lock")
+        try:
+            fd = os.open(lock, os.O_RDWR)
+        except OSError:
+            fd = None
+        try:
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # its creator is gone
+            os.unlink(partial)
+        except OSError:
+            pass  # being built right now
+        finally:
+            if fd is not None:
+                os.close(fd)
 
 
 def sync_one(path: str, dry_run: bool = False, give_up_after: float = 30.0) -> SyncResult:

@@ -206,7 +206,10 @@ def test_an_html_404_from_a_proxy_is_retried_not_rejected(mlflow_server, tmp_pat
         store = Store("server", proxy.url, workdir, "html404")
         store.run_script(HEADER + textwrap.dedent("""
             logger = get_azureml_logger()
-            for i in range(44):
+            for i in range(3):   # one point per request: a refused one has nothing to split
+                logger.log("m", i)
+                logger.flush(120)
+            for i in range(3, 44):
                 logger.log("m", i)
         """), AZML_FLUSH_TIMEOUT=120, HOME=str(store.home))
     finally:
@@ -239,6 +242,16 @@ def test_sync_list_shows_every_journal(sqlite_store):
     assert kept.name in table and "Rejected" in table and "unreadable" in table
     azml(store, "sync")
     assert kept.exists()  # syncing never deletes what the store refused
+    assert store.only_run().info.status == "FINISHED"  # kept, not taken for abandoned
+
+
+def test_sync_removes_what_a_killed_creation_left_half_built(sqlite_store):
+    folder = sqlite_store.home / "journal"
+    folder.mkdir(parents=True)
+    (folder / ".dead.db.partial").write_bytes(b"half")
+    (folder / "dead.lock").write_bytes(b"")
+    azml(sqlite_store, "sync")
+    assert not (folder / ".dead.db.partial").exists()
 
 
 # -- a lone surrogate ----------------------------------------------------------------------------
@@ -349,6 +362,32 @@ def test_a_full_disk_with_the_server_down_reports_what_sync_then_delivers(own_se
     assert delivered == kept
     run = store.only_run()
     assert len(store.history(run.info.run_id, "m")) == points_kept
+
+
+def test_the_sender_survives_a_journal_that_cannot_be_written(make_logger):
+    """SQLite answers "database or disk is full" to the deletes of delivered records: the
+    sender thread goes on delivering, and the exit message counts what the file still holds."""
+    logger = make_logger(flush_timeout=60)
+    session = logger._session
+    journal = session.dispatcher.journal
+    real_settle, failures = journal.settle, []
+
+    def full_disk_settle(upto, errors=None):
+        if len(failures) < 3:
+            failures.append(upto)
+            raise sqlite3.OperationalError("database or disk is full")
+        return real_settle(upto, errors)
+
+    journal.settle = full_disk_settle
+    first = logger.log("m", 0)
+    first.wait(120)
+    for i in range(1, 50):
+        logger.log("m", i)
+        logger.flush(120)  # one settle per point, the first three fail
+    assert logger.flush(120) and len(failures) == 3
+    assert session.dispatcher.whereabouts() == {"journal": 0, "memory": 0, "rejected": 0,
+                                                "stale": 0}  # the fourth settle caught up
+    assert len(journal_rows(journal.path)) == 0
 
 
 def test_sync_does_not_call_a_full_journal_corrupted(tmp_path, monkeypatch):
@@ -501,3 +540,24 @@ def test_exit_message_counts_what_the_journal_really_holds(sqlite_store):
     assert held == 7
     assert "7 record(s) not delivered" in proc.stderr
     assert f"7 kept in {journal}" in proc.stderr
+
+
+def test_scan_never_opens_a_fifo_or_socket_and_says_so_in_one_line(tmp_path, capsys):
+    import socket
+
+    from azml_compat._outputs import scan
+
+    outputs = tmp_path / "outputs"
+    outputs.mkdir()
+    (outputs / "model.pkl").write_bytes(b"m")
+    os.mkfifo(outputs / "pipe")  # opening it for reading would block until a writer comes
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(outputs / "sock"))
+    try:
+        uploads, skipped = scan(str(outputs), max_bytes=100)
+    finally:
+        sock.close()
+    assert [os.path.basename(p) for _, p, _ in uploads] == ["model.pkl"] and skipped == []
+    (line,) = capsys.readouterr().err.splitlines()
+    assert "2 entries" in line and "not a regular file" in line
+    assert str(outputs / "pipe") in line and str(outputs / "sock") in line
