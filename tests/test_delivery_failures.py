@@ -4,7 +4,6 @@ or a store that keeps failing neither stop delivery nor make the exit message un
 import http.server
 import json
 import os
-import shutil
 import signal
 import socketserver
 import sqlite3
@@ -111,8 +110,9 @@ def test_unreadable_file_records_are_rejected_not_retried(make_logger, tmp_path)
             handle.wait(1)
 
 
-def test_sync_gives_up_on_a_hung_artifact_server_within_its_bound(tmp_path):
-    """A server that accepts connections and never answers: `--give-up-after` still holds."""
+def test_one_artifact_upload_attempt_is_bounded_on_a_hung_server(tmp_path):
+    """A server that accepts connections and never answers: one attempt ends at the timeout,
+    so the retry policy (and `azml sync --give-up-after`) decides, not MLflow's retries."""
     import socket
 
     listener = socket.socket()
@@ -151,10 +151,12 @@ def test_artifact_names_arrive_exactly_or_are_refused_clearly(make_logger, store
 
 # -- a proxy's HTML 4xx is not a rejection -------------------------------------------------------
 class HtmlProxy:
-    """Forwards to a real server, answering the first log-batch requests with an HTML 404."""
+    """Forwards to a real server, answering the first log-batch requests with an HTML 404;
+    with ``hang_uploads``, artifact uploads are accepted and never answered."""
 
-    def __init__(self, target: str, refusals: int):
+    def __init__(self, target: str, refusals: int, hang_uploads: bool = False):
         self.target, self.refusals, self.refused = target, refusals, 0
+        self.hung = threading.Event()  # set when the proxy stops: hung handlers let go
         self.lock = threading.Lock()
         proxy = self
 
@@ -164,6 +166,9 @@ class HtmlProxy:
 
             def _forward(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if hang_uploads and self.command == "PUT":
+                    proxy.hung.wait(600)
+                    return None
                 if self.path.startswith("/api/2.0/mlflow/runs/log-batch"):
                     with proxy.lock:
                         refuse = proxy.refused < proxy.refusals
@@ -195,7 +200,30 @@ class HtmlProxy:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def close(self):
+        self.hung.set()
         self.server.shutdown()
+
+
+def test_sync_gives_up_on_a_hung_artifact_upload_within_its_bound(mlflow_server, tmp_path):
+    proxy = HtmlProxy(mlflow_server.url, refusals=0, hang_uploads=True)
+    workdir = tmp_path / "project"
+    workdir.mkdir()
+    try:
+        store = Store("server", proxy.url, workdir, "hung-upload")
+        store.run_script(HEADER + textwrap.dedent("""
+            logger = get_azureml_logger()
+            logger.log("before", 1).wait(120)
+            logger.upload("a.txt", "never answered")
+            logger.log("after", 2)
+        """), AZML_FLUSH_TIMEOUT=3, HOME=str(store.home))
+        assert len(store.journals()) == 1
+        # MLflow's client retried inside one attempt for minutes: the subprocess timeout
+        # (300 s) is what fails here if an attempt is not bounded.
+        done = azml(store, "sync", "--give-up-after", "1", check=False)
+    finally:
+        proxy.close()
+    assert done.returncode != 0 and "not delivered" in done.stderr
+    assert len(store.journals()) == 1  # kept for the next sync
 
 
 def test_an_html_404_from_a_proxy_is_retried_not_rejected(mlflow_server, tmp_path):
