@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 DEFAULT_FLUSH_TIMEOUT = 30.0
 DEFAULT_MAX_OUTPUT_BYTES = 512 * 1024 * 1024
 DEFAULT_MAX_JOURNAL_BYTES = 1024 * 1024 * 1024
+DEFAULT_WAIT_TIMEOUT = 300.0  # seconds without delivery before a bare wait() gives up
 
 # Tracking URI schemes MLflow ships a store for (plus a bare path, which MLflow treats as file:).
 _SCHEMES = {"http", "https", "file", "sqlite", "postgresql", "mysql", "mssql", "databricks",
@@ -174,6 +175,7 @@ class Settings:
     max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
     journal_dir: str = field(default_factory=lambda: journal_dir())
     max_journal_bytes: int = DEFAULT_MAX_JOURNAL_BYTES
+    wait_timeout: float = DEFAULT_WAIT_TIMEOUT
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -190,6 +192,7 @@ class Settings:
             max_output_bytes=_env_number("AZML_MAX_OUTPUT_BYTES", DEFAULT_MAX_OUTPUT_BYTES, int),
             journal_dir=journal_dir(),
             max_journal_bytes=_env_number("AZML_MAX_JOURNAL_BYTES", DEFAULT_MAX_JOURNAL_BYTES, int),
+            wait_timeout=_env_number("AZML_WAIT_TIMEOUT", DEFAULT_WAIT_TIMEOUT),
         )
 
     @property

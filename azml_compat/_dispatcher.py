@@ -20,7 +20,7 @@ import logging
 import threading
 import time
 
-from ._config import redact_text
+from ._config import DEFAULT_WAIT_TIMEOUT, redact_text
 
 log = logging.getLogger("azml")
 
@@ -29,6 +29,10 @@ SEND_WINDOW = 5_000  # records the sender reads from the journal at a time
 TAKE_LIMIT = 20_000  # records per journal transaction
 HIGH_WATER = 100_000  # records waiting in RAM (~20 MB) before log() paces itself
 LOW_WATER = 20_000
+
+
+class DeliveryTimeout(TimeoutError):
+    """``wait()`` gave up on a store that delivered nothing for ``AZML_WAIT_TIMEOUT`` seconds."""
 
 
 class Handle:
@@ -50,6 +54,9 @@ class Handle:
         Records complete in the order they were logged, so once this returns every record
         logged before it has completed too. The one exception: if the store refuses our
         credentials, this warns once and returns (the record stays in the journal).
+        Without ``timeout``, a store that takes no record for ``AZML_WAIT_TIMEOUT`` seconds
+        (default 300) raises ``DeliveryTimeout`` naming it and the journal; the record stays
+        journaled for ``azml sync``.
         """
         self._dispatcher.wait_for(self._seq, timeout)
 
@@ -80,8 +87,13 @@ class Dispatcher:
     """A FIFO of records, the journal behind it, and the threads that deliver them in order."""
 
     def __init__(self, journal, sender_factory, fallback=None, max_journal_bytes: int = 0,
-                 steps: dict | None = None) -> None:
+                 steps: dict | None = None, wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
+                 store: str = "the tracking store") -> None:
         self.journal = journal
+        self.wait_timeout = wait_timeout  # bound of a wait() without a timeout (0: none)
+        self.store = store  # redacted, for messages
+        self._unsettled: tuple[int, dict] | None = None  # delivered, not yet deleted from disk
+        self._told_failure: set = set()
         self.steps: dict[str, int] = steps if steps is not None else {}  # next step per key
         self._fallback = fallback  # called with the error when the journal cannot be written
         self._max_journal_bytes = max_journal_bytes
@@ -162,7 +174,9 @@ class Dispatcher:
     def wait_for(self, seq: int, timeout: float | None = None) -> None:
         self._wake.set()
         with self._cond:
-            if not self._cond.wait_for(lambda: self._done >= seq or self.blocked, timeout):
+            if timeout is None and self.wait_timeout:
+                self._wait_stalled(seq)
+            elif not self._cond.wait_for(lambda: self._done >= seq or self.blocked, timeout):
                 raise TimeoutError(
                     f"record #{seq} not persisted within {timeout} s "
                     f"({self._seq - self._done} records pending)"
@@ -181,6 +195,38 @@ class Dispatcher:
         error = self._errors.get(seq)
         if error is not None:
             raise error
+
+    def _wait_stalled(self, seq: int) -> None:
+        """Wait (holding ``_cond``) until ``seq`` completes, while records keep completing.
+
+        A store that keeps failing (a broken database, a server that is down) must not hang a
+        training script in ``wait()`` for good: once nothing completed for ``wait_timeout`` s,
+        raise. The clock restarts on progress, so a long but moving backlog is waited out.
+        """
+        started = time.monotonic()
+        while self._done < seq and not self.blocked:
+            remaining = max(started, self._last_progress) + self.wait_timeout - time.monotonic()
+            if remaining <= 0:
+                path = getattr(self.journal, "path", None)
+                where = (f"it stays in the journal {path}: run `azml sync` once the store works"
+                         if path else "it is kept in memory only (the journal could not be "
+                         "written) and is lost if the process ends before the store answers")
+                raise DeliveryTimeout(
+                    f"azml: record #{seq} not delivered: {self.store} took no record for "
+                    f"{self.wait_timeout:g} s (AZML_WAIT_TIMEOUT); {where}")
+            self._cond.wait(remaining)
+
+    def whereabouts(self) -> dict:
+        """What is really where, from the journal's content (call after ``commit()``)."""
+        try:
+            # Only records whose deletion failed are delivered-but-still-there; records the
+            # sender could not even try (no run) completed without leaving the journal.
+            unsettled = self._unsettled[0] if self._unsettled is not None else 0
+            on_disk, rejected, stale = self.journal.undelivered(unsettled)
+        except Exception:  # noqa: BLE001 - a journal that cannot be read: count nothing
+            on_disk, rejected, stale = 0, 0, 0
+        return {"journal": on_disk, "memory": self.journal.in_memory() + len(self._queue),
+                "rejected": rejected, "stale": stale}
 
     def flush(self, timeout: float | None = None, *, stall_timeout: bool = False) -> bool:
         """Wait until everything logged so far has completed; False if time ran out.
@@ -215,7 +261,16 @@ class Dispatcher:
         while True:
             self._wake.wait(COMMIT_INTERVAL)
             self._wake.clear()
-            self._write_pending()
+            try:
+                self._write_pending()
+            except Exception as exc:  # noqa: BLE001 - never let the journal thread die
+                self._tell_once("journal", "azml: journal thread error (%s); going on", exc)
+                time.sleep(COMMIT_INTERVAL)
+
+    def _tell_once(self, what: str, message: str, exc: BaseException) -> None:
+        if what not in self._told_failure:
+            self._told_failure.add(what)
+            log.warning(message, redact_text(str(exc)))
 
     def _write_pending(self) -> None:
         with self._write_lock:
@@ -236,7 +291,14 @@ class Dispatcher:
             self.journal.append(batch)  # one transaction: all of the batch or none of it
         except Exception as exc:  # noqa: BLE001 - the disk failed us: keep going in RAM
             if self._fallback is None:
-                raise
+                from ._journal import MemoryJournal, SpilledJournal
+
+                self._tell_once("append", "azml: the journal failed (%s); records go on in memory",
+                                exc)
+                if not isinstance(self.journal, (MemoryJournal, SpilledJournal)):
+                    self.journal = SpilledJournal(self.journal)
+                self.journal.append(batch)
+                return
             self.journal = self._fallback(self.journal, exc)
             self._fallback = None
             self.journal.append(batch)
@@ -259,20 +321,41 @@ class Dispatcher:
             with self._cond:
                 self._cond.wait_for(lambda: self._journaled > self._done)
                 after = self._done
-            records = self.journal.pending(after, SEND_WINDOW)
-            if not records:  # cannot happen while the journal keeps what it was given
-                time.sleep(COMMIT_INTERVAL)
-                continue
-            if sender is None:
-                # Keep the records for `azml sync`; only the handles learn of the failure.
-                self._complete(records[-1][0], {r[0]: self.fatal for r in records}, settle=False)
-                continue
-            for upto, errors in sender.deliver(records):
-                self._complete(upto, errors)
+            try:
+                self._send_some(sender, after)
+            except Exception as exc:  # noqa: BLE001 - the sender thread must outlive any error
+                self._tell_once("send", "azml: delivery error (%s); retrying", exc)
+                time.sleep(1.0)
+
+    def _send_some(self, sender, after: int) -> None:
+        records = self.journal.pending(after, SEND_WINDOW)
+        if not records:  # cannot happen while the journal keeps what it was given
+            time.sleep(COMMIT_INTERVAL)
+            return
+        if sender is None:
+            # Keep the records for `azml sync`; only the handles learn of the failure.
+            self._complete(records[-1][0], {r[0]: self.fatal for r in records}, settle=False)
+            return
+        for upto, errors in sender.deliver(records):
+            self._complete(upto, errors)
+
+    def _settle(self, upto: int, errors: dict | None) -> None:
+        """Delete delivered records from the journal; on a journal error (a full disk) keep
+        them and try again with the next completion: they are resent only by `azml sync`,
+        and a resend is idempotent."""
+        if self._unsettled is not None:
+            errors = {**self._unsettled[1], **(errors or {})}
+        try:
+            self.journal.settle(upto, errors)
+            self._unsettled = None
+        except Exception as exc:  # noqa: BLE001 - sqlite3.OperationalError, OSError
+            self._unsettled = (upto, errors or {})
+            self._tell_once("settle", "azml: cannot update the journal (%s); delivered records "
+                            "stay in it until it can be written", exc)
 
     def _complete(self, upto: int, errors: dict | None = None, settle: bool = True) -> None:
         if settle:
-            self.journal.settle(upto, errors)
+            self._settle(upto, errors)
         if errors:
             self._errors.update(errors)
         with self._cond:
@@ -280,3 +363,25 @@ class Dispatcher:
                 self._done = upto
                 self._last_progress = time.monotonic()
             self._cond.notify_all()
+
+
+def exit_message(where: dict, journal_path: str | None, store: str, reason: str) -> str:
+    """The one line the exit prints about what was not delivered, counted from the journal's
+    content (``Dispatcher.whereabouts``), or "" when everything reached the store."""
+    parts = []
+    left = where["journal"] + where["memory"]
+    if left:
+        parts.append(f"azml: {left} record(s) not delivered to {store}"
+                     + (f" ({reason})" if reason else ""))
+    if where["journal"]:
+        parts.append(f"{where['journal']} kept in {journal_path}: run `azml sync` to deliver them")
+    if where["memory"]:
+        parts.append(f"{where['memory']} only in memory, lost (the journal could not take them)")
+    if where.get("stale"):
+        parts.append(("" if parts else "azml: ") + f"{where['stale']} delivered record(s) are "
+                     f"still in {journal_path} (the journal could not be updated); `azml sync` "
+                     "sends them again, harmlessly")
+    if where["rejected"]:
+        parts.append(("" if parts else "azml: ") + f"{where['rejected']} record(s) refused by "
+                     f"{store}, set aside in {journal_path} (see `azml sync --list`)")
+    return "; ".join(parts)

@@ -19,12 +19,16 @@ import array
 import collections
 import fcntl
 import json
+import logging
 import os
+import shutil
 import sqlite3
 import threading
 
 from ._batching import ARTIFACT, END, FILE, METRIC, SERIES, TAG
 from ._config import redact_text
+
+log = logging.getLogger("azml")
 
 SCHEMA_VERSION = "1"
 _SCHEMA = """
@@ -56,6 +60,16 @@ def _encode(record: tuple) -> tuple:
     raise ValueError(f"unknown record kind {kind!r}")
 
 
+def escape_text(text: str) -> str:
+    """``text`` as UTF-8 can carry it: a lone surrogate (``os.listdir`` and ``sys.argv`` give
+    them for undecodable bytes) becomes its ``\\udcXX`` escape, visibly, instead of failing."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _escape_row(row: tuple) -> tuple:
+    return tuple(escape_text(v) if isinstance(v, str) else v for v in row)
+
+
 def _decode(row) -> tuple:
     seq, kind, key, num, ts, step, text, data = row
     if kind == METRIC:  # SQLite stores NaN as NULL
@@ -82,8 +96,11 @@ class JournalLocked(Exception):
 class Journal:
     """A journal file. Thread-safe: one connection behind one lock."""
 
-    def __init__(self, path: str, create: bool = False, wait_lock: bool = True) -> None:
+    def __init__(self, path: str, create: bool = False, wait_lock: bool = True,
+                 initial_meta: dict | None = None) -> None:
         self.path = path
+        self.files_dir = path[:-3] + ".files"  # private copies of files awaiting delivery
+        self._live = create  # the process writing it (not `azml sync`) keeps copies at exit
         self._lock = self.sqlite_lock = threading.Lock()  # held around every SQLite call
         self._lock_fd = os.open(path[:-3] + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
@@ -91,6 +108,12 @@ class Journal:
         except BlockingIOError:
             os.close(self._lock_fd)
             raise JournalLocked(path) from None
+        try:
+            if create and not os.path.exists(path):
+                self._build(path, initial_meta or {})
+        except BaseException:
+            self._release()
+            raise
         if not create and not os.path.exists(path):
             self._release()
             raise FileNotFoundError(path)
@@ -103,12 +126,43 @@ class Journal:
             self._release()
             raise
 
+    @staticmethod
+    def _build(path: str, meta: dict) -> None:
+        """Make the journal with its tables and meta under a temporary name, then rename it in.
+
+        A process killed while creating its journal used to leave a ``.db`` without meta that
+        every ``azml sync`` failed on. The file is 0600 from its first byte, whatever the
+        folder's mode or the umask (an uploaded secret sits in it); SQLite gives its WAL and
+        shared-memory files the database's mode.
+        """
+        folder, name = os.path.split(path)
+        partial = os.path.join(folder, f".{name}.partial")
+        fd = os.open(partial, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.fchmod(fd, 0o600)
+        finally:
+            os.close(fd)
+        try:
+            db = sqlite3.connect(partial, isolation_level=None)
+            try:
+                db.executescript(_SCHEMA)
+                db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                               [(k, json.dumps(v)) for k, v in meta.items()])
+            finally:
+                db.close()
+            os.replace(partial, path)
+        except BaseException:
+            try:
+                os.unlink(partial)
+            except OSError:
+                pass
+            raise
+
     @classmethod
     def create(cls, directory: str, local_id: str, meta: dict) -> "Journal":
         os.makedirs(directory, mode=0o700, exist_ok=True)
-        journal = cls(os.path.join(directory, local_id + ".db"), create=True)
-        journal.set_meta(version=SCHEMA_VERSION, local_id=local_id, **meta)
-        return journal
+        return cls(os.path.join(directory, local_id + ".db"), create=True,
+                   initial_meta={"version": SCHEMA_VERSION, "local_id": local_id, **meta})
 
     # -- meta ------------------------------------------------------------------------------------
     def set_meta(self, **values) -> None:
@@ -132,16 +186,28 @@ class Journal:
         with self._lock:
             if self._db is None:
                 raise sqlite3.ProgrammingError(f"journal {self.path} is closed")
-            self._db.execute("BEGIN")
             try:
-                self._db.executemany(
-                    "INSERT INTO records (seq, kind, key, num, ts, step) VALUES (?, ?, ?, ?, ?, ?)",
-                    metrics)
-                self._db.executemany("INSERT INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?)", others)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+                self._insert(metrics, others)
+            except UnicodeEncodeError:  # rare: escape and store, never leave the journal for it
+                self._insert([_escape_row(r) for r in metrics], [_escape_row(r) for r in others])
+
+    def _insert(self, metrics, others) -> None:
+        self._db.execute("BEGIN")
+        try:
+            self._db.executemany(
+                "INSERT INTO records (seq, kind, key, num, ts, step) VALUES (?, ?, ?, ?, ?, ?)",
+                metrics)
+            self._db.executemany("INSERT INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?)", others)
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._rollback()
+            raise
+
+    def _rollback(self) -> None:
+        # SQLite already rolled back on some errors (SQLITE_FULL): a second ROLLBACK would
+        # replace "database or disk is full" with "no transaction is active".
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
 
     def pending(self, after: int, limit: int) -> list:
         with self._lock:
@@ -152,22 +218,35 @@ class Journal:
             ).fetchall()
         return [_decode(row) for row in rows]
 
-    def settle(self, upto: int, errors: dict | None = None) -> None:
-        """Records up to ``upto`` are done: delivered, or rejected with ``errors[seq]``."""
+    def settle(self, upto: int, errors: dict | None = None) -> int:
+        """Records up to ``upto`` are done: delivered, or rejected with ``errors[seq]``.
+        Returns how many records left the journal."""
         with self._lock:
             if self._db is None:
-                return  # closed at exit: a replay by `azml sync` is idempotent
+                return 0  # closed at exit: a replay by `azml sync` is idempotent
+            prefix = self.files_dir + os.sep
+            copies = [row[0] for row in self._db.execute(
+                "SELECT text FROM records WHERE kind = ? AND seq <= ? AND substr(text, 1, ?) = ?",
+                (FILE, upto, len(prefix), prefix))]
             self._db.execute("BEGIN")
             try:
                 for seq, error in (errors or {}).items():
                     self._db.execute(
                         "INSERT OR REPLACE INTO rejected SELECT seq, kind, key, ? FROM records "
-                        "WHERE seq = ?", (redact_text(str(error))[:2000], seq))
-                self._db.execute("DELETE FROM records WHERE seq <= ?", (upto,))
+                        "WHERE seq = ?", (escape_text(redact_text(str(error))[:2000]), seq))
+                # A journal kept for its rejected records must not look abandoned to `azml
+                # sync` (which ends such runs KILLED) once its end record is delivered.
+                self._db.execute(
+                    "INSERT OR REPLACE INTO meta SELECT 'ended', json_quote(text) FROM records "
+                    "WHERE kind = ? AND seq <= ?", (END, upto))
+                deleted = self._db.execute("DELETE FROM records WHERE seq <= ?", (upto,)).rowcount
                 self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                self._rollback()
                 raise
+        for copy in copies:  # delivered or set aside: the private copy has done its job
+            shutil.rmtree(os.path.dirname(copy), ignore_errors=True)
+        return deleted
 
     def counts(self) -> dict:
         """Undelivered records by kind, and the number rejected."""
@@ -177,6 +256,22 @@ class Journal:
         counts = dict(rows)
         counts["rejected"] = rejected
         return counts
+
+    def undelivered(self, done: int = 0) -> tuple[int, int, int]:
+        """``(records after seq done still in the file, rejected records, records up to done
+        still in the file)``: ``done`` is the last delivered record a full disk kept us from
+        deleting."""
+        with self._lock:
+            if self._db is None:
+                return 0, 0, 0
+            pending, stale = self._db.execute(
+                "SELECT COUNT(*) FILTER (WHERE seq > ?), COUNT(*) FILTER (WHERE seq <= ?) "
+                "FROM records", (done, done)).fetchone()
+            rejected = self._db.execute("SELECT COUNT(*) FROM rejected").fetchone()[0]
+        return pending, rejected, stale
+
+    def in_memory(self) -> int:
+        return 0
 
     def has_end(self) -> bool:
         with self._lock:
@@ -208,7 +303,15 @@ class Journal:
         with self._lock:
             if self._db is None:
                 return
-            empty = self._db.execute("SELECT 1 FROM records LIMIT 1").fetchone() is None
+            try:
+                empty = self._db.execute(
+                    "SELECT NOT EXISTS (SELECT 1 FROM records) AND NOT EXISTS "
+                    "(SELECT 1 FROM rejected)").fetchone()[0]
+                if not empty and self._live:
+                    self._keep_files()
+            except sqlite3.Error as exc:  # a full disk: what the file holds stays, unpruned
+                log.warning("azml: journal %s: %s", self.path, exc)
+                empty = False
             self._db.close()
             self._db = None
         if prune and empty:
@@ -217,11 +320,39 @@ class Journal:
                     os.unlink(self.path + suffix)
                 except OSError:
                     pass
+            shutil.rmtree(self.files_dir, ignore_errors=True)
             try:
                 os.unlink(self.path[:-3] + ".lock")
             except OSError:
                 pass
         self._release()
+
+    def _keep_files(self) -> None:
+        """Copy every ``outputs/`` file still to deliver into the journal's own folder.
+
+        A file record names a path, and the next run of the script overwrites that path: the
+        run still waiting for `azml sync` would upload the next run's file. Each copy is
+        ``<journal>.files/<seq>/<name>`` (the name is the artifact's). A hard link would not do:
+        ``open(path, "w")`` truncates the same inode. Called with the lock held.
+        """
+        from ._store import open_source  # no MLflow: a plain file helper
+
+        rows = self._db.execute("SELECT seq, text FROM records WHERE kind = ?", (FILE,)).fetchall()
+        for seq, source in rows:
+            if source.startswith(self.files_dir + os.sep):
+                continue
+            folder = os.path.join(self.files_dir, str(seq))
+            copy = os.path.join(folder, os.path.basename(source))
+            try:
+                os.makedirs(folder, mode=0o700, exist_ok=True)
+                with open_source(source) as src, open(
+                        os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as dst:
+                    shutil.copyfileobj(src, dst, 1 << 20)
+                self._db.execute("UPDATE records SET text = ? WHERE seq = ?", (copy, seq))
+            except Exception as exc:  # noqa: BLE001 - the original path is kept
+                shutil.rmtree(folder, ignore_errors=True)
+                log.warning("azml: could not keep a copy of %s for `azml sync` (%s); it will "
+                            "upload the file as it is then", source, exc)
 
     def abandon(self) -> None:
         """In a forked child: drop the parent's handles without touching the files."""
@@ -269,6 +400,13 @@ class MemoryJournal:
     def size(self) -> int:
         return 0
 
+    def undelivered(self, done: int = 0) -> tuple[int, int, int]:
+        return 0, 0, 0  # nothing on disk: what it holds is counted by ``in_memory``
+
+    def in_memory(self) -> int:
+        with self._lock:
+            return len(self._records)
+
     def set_meta(self, **values) -> None:
         pass
 
@@ -313,6 +451,15 @@ class SpilledJournal:
 
     def size(self) -> int:
         return self.disk.size()
+
+    def undelivered(self, done: int = 0) -> tuple[int, int, int]:
+        try:
+            return self.disk.undelivered(done)
+        except sqlite3.Error:
+            return 0, 0, 0
+
+    def in_memory(self) -> int:
+        return self.memory.in_memory()
 
     def set_meta(self, **values) -> None:
         try:

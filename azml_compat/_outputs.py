@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import sys
 
 ARTIFACT_DIR = "outputs"
@@ -13,7 +14,7 @@ def scan(outputs_dir: str, max_bytes: int):
     Symlinked folders are not followed (they could lead anywhere); symlinked files are
     uploaded by content. Artifact paths come from the walk, so they stay under ``outputs/``.
     """
-    uploads, skipped = [], []
+    uploads, skipped, special = [], [], []
     if not os.path.isdir(outputs_dir):
         return uploads, skipped
     for folder, dirs, files in os.walk(outputs_dir):
@@ -23,13 +24,19 @@ def scan(outputs_dir: str, max_bytes: int):
         for name in sorted(files):
             local = os.path.join(folder, name)
             try:
-                size = os.path.getsize(local)
+                info = os.stat(local)  # never opened here: opening a FIFO blocks
             except OSError:
                 continue  # a dangling link or a file removed meanwhile
-            if size > max_bytes:
-                skipped.append((local, size))
+            if not stat.S_ISREG(info.st_mode):
+                special.append(local)  # a FIFO, socket or device: reading it may never end
+            elif info.st_size > max_bytes:
+                skipped.append((local, info.st_size))
             else:
-                uploads.append((artifact_dir, local, size))
+                uploads.append((artifact_dir, local, info.st_size))
+    if special:
+        print(f"azml: not uploading {len(special)} entr{'y' if len(special) == 1 else 'ies'} in "
+              f"outputs/ that {'is' if len(special) == 1 else 'are'} not a regular file "
+              f"(FIFO, socket or device): {', '.join(special)}", file=sys.stderr)
     return uploads, skipped
 
 

@@ -27,6 +27,11 @@ BACKOFF_START = 0.5
 BACKOFF_MAX = 30.0
 
 
+class GaveUp(Exception):
+    """The store stayed unreachable past ``give_up_after``: the records stay where they are
+    (a give-up is never a rejection; the next ``azml sync`` tries again)."""
+
+
 def _describe(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return redact_text(f"{type(exc).__name__}: {text[0] if text else ''}")[:300]
@@ -77,7 +82,8 @@ class Sender:
                 now = time.monotonic()
                 first_failure = first_failure or now
                 if self._give_up_after is not None and now - first_failure > self._give_up_after:
-                    raise
+                    raise GaveUp(f"cannot {what} at {redact(self.spec.tracking_uri)} "
+                                 f"({_describe(exc)})") from exc
                 if not self._failing:
                     self._failing = True
                     log.warning(
@@ -134,6 +140,8 @@ class Sender:
                 lambda: self.store.log_batch(self.run_id, batch.metrics, batch.tags), "log"
             )
             return {}
+        except GaveUp:
+            raise
         except Exception as exc:  # noqa: BLE001 - a permanent rejection
             if len(batch) == 1 or is_run_level(exc):
                 log.warning("azml: the tracking store rejected %d record(s): %s",
@@ -158,6 +166,8 @@ class Sender:
                 self.end_run(record[2], record[3])
             else:
                 raise ValueError(f"unknown record kind {kind!r}")
+        except GaveUp:
+            raise
         except Exception as exc:  # noqa: BLE001 - reported through the record's handle
             log.warning("azml: the tracking store rejected %s %r: %s", kind, record[2],
                         _describe(exc))

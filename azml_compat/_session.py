@@ -13,7 +13,7 @@ import uuid
 
 from ._batching import END, FILE, TAG
 from ._config import Settings, redact, redact_text
-from ._dispatcher import Dispatcher
+from ._dispatcher import Dispatcher, exit_message
 from ._journal import Journal, MemoryJournal, SpilledJournal
 from ._keys import NAME_TAG_PREFIX, KeyMap
 from ._outputs import ProgressBar, scan, warn_skipped
@@ -79,7 +79,8 @@ class Session:
             self._open_journal(),
             self._make_sender,
             fallback=self._spill,
-            max_journal_bytes=settings.max_journal_bytes, steps=steps)
+            max_journal_bytes=settings.max_journal_bytes, steps=steps,
+            wait_timeout=settings.wait_timeout, store=redact(spec.tracking_uri))
         self.dispatcher.start()  # its sender thread calls back into self.dispatcher
         self._closed = False
         if main:
@@ -160,15 +161,15 @@ class Session:
         delivered = self._wait(files)
         self.dispatcher.commit()  # whatever is still queued goes to disk before we leave
         journal = self.dispatcher.journal
-        if not delivered or self.dispatcher.fatal is not None:
-            reason = (f"could not log ({self.dispatcher.fatal})" if self.dispatcher.fatal
-                      else f"credentials refused ({redact_text(str(self.dispatcher.blocked))})"
-                      if self.dispatcher.blocked
-                      else f"no progress for {self.settings.flush_timeout:g} s (AZML_FLUSH_TIMEOUT)")
-            where = (f"kept in {journal.path}: run `azml sync` to deliver them" if journal.path
-                     else "lost: the journal could not be written")
-            print(redact_text(f"azml: {self.dispatcher.pending} record(s) not delivered to "
-                              f"{self.spec.tracking_uri} ({reason}); {where}"), file=sys.stderr)
+        reason = (f"could not log ({self.dispatcher.fatal})" if self.dispatcher.fatal
+                  else f"credentials refused ({redact_text(str(self.dispatcher.blocked))})"
+                  if self.dispatcher.blocked
+                  else f"no progress for {self.settings.flush_timeout:g} s (AZML_FLUSH_TIMEOUT)"
+                  if not delivered else "")
+        message = exit_message(self.dispatcher.whereabouts(), journal.path,
+                               redact(self.spec.tracking_uri), reason)
+        if message:
+            print(redact_text(message), file=sys.stderr)
         journal.close(prune=True)  # deletes the file only if nothing is left in it
         return delivered and self.dispatcher.fatal is None
 

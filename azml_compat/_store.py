@@ -1,10 +1,15 @@
 """The only module that talks to MLflow. Imported by the worker thread, never by ``log()``."""
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import posixpath
+import re
+import stat
 import tempfile
 from dataclasses import dataclass, field
+from urllib.parse import quote, urlsplit
 
 # MLflow error codes that mean "this request is wrong", as opposed to "try again later".
 _RUN_GONE = {"RESOURCE_DOES_NOT_EXIST", "INVALID_STATE"}
@@ -36,11 +41,37 @@ def http_status(exc: BaseException) -> int | None:
         return None
 
 
+class PermanentError(Exception):
+    """A record no retry can deliver (its local file, its name): set it aside, go on."""
+
+
+# Local errors that no retry fixes: the record itself is undeliverable (a name too long for the
+# file system, a source file gone, unreadable, or a folder; a file where a folder must go).
+_PERMANENT_ERRNOS = {errno.ENAMETOOLONG, errno.EACCES, errno.EPERM, errno.ENOENT,
+                     errno.ENOTDIR, errno.EISDIR, errno.EEXIST}
+NAME_MAX = 255  # bytes in one path component on every common file system (ext4, xfs, APFS)
+
+
+def _is_network_error(exc: BaseException) -> bool:
+    return type(exc).__module__.split(".")[0] in ("requests", "urllib3", "http", "socket", "ssl")
+
+
 def is_transient(exc: BaseException) -> bool:
-    """True when retrying later may succeed: network or disk trouble, 429, 5xx, auth (fixable)."""
+    """True when retrying later may succeed: network or disk trouble, 429, 5xx, auth (fixable).
+
+    A 4xx is permanent only when it carries MLflow's error body: a proxy or load balancer in
+    front of the server answers its own HTML 404/400 pages while the server is being moved,
+    and rejecting on those would drop records a retry delivers.
+    """
+    if isinstance(exc, PermanentError):
+        return False
     status = http_status(exc)
     if status is not None:
+        if isinstance(exc, StoreError) and 400 <= status < 500 and exc.error_code is None:
+            return True
         return status >= 500 or status in (401, 403, 408, 429)
+    if isinstance(exc, OSError) and exc.errno in _PERMANENT_ERRNOS and not _is_network_error(exc):
+        return False
     if isinstance(exc, (OSError, TimeoutError)):  # includes requests' and urllib3's errors
         return True
     kind = type(exc)
@@ -51,6 +82,55 @@ def is_transient(exc: BaseException) -> bool:
 def is_run_level(exc: BaseException) -> bool:
     """True when the store refused the whole run (deleted, finished), not one record."""
     return getattr(exc, "error_code", None) in _RUN_GONE
+
+
+def check_artifact_name(artifact_path: str) -> None:
+    """PermanentError if no file system could store a component of ``artifact_path``."""
+    for part in artifact_path.split("/"):
+        if len(part.encode("utf-8", "surrogateescape")) > NAME_MAX:
+            raise PermanentError(
+                f"artifact path {artifact_path!r}: the name {part[:40]!r}... is "
+                f"{len(part.encode('utf-8', 'surrogateescape'))} bytes, more than a file "
+                f"system allows ({NAME_MAX})")
+
+
+def open_source(local_path: str):
+    """The FILE record's source opened for reading, or PermanentError naming why it cannot be.
+
+    Opened non-blocking and checked with ``fstat``: a FIFO in ``outputs/`` would otherwise
+    block the upload (and every record after it) until someone writes to it.
+    """
+    try:
+        fd = os.open(local_path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno in _PERMANENT_ERRNOS or exc.errno == errno.ENXIO:
+            raise PermanentError(f"cannot read {local_path!r}: {exc.strerror}") from None
+        raise
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise PermanentError(f"{local_path!r} is not a regular file; not uploaded")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
+@contextlib.contextmanager
+def bounded_mlflow_http():
+    """MLflow's own HTTP retries off for the duration of one upload attempt.
+
+    MLflow's artifact clients retry each request inside one call (urllib3, 7 tries with backoff:
+    496 s measured against a hung server), which made ``azml sync --give-up-after`` meaningless.
+    The sender's retry policy decides instead. Settings the user made are left alone.
+    """
+    names = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
+    added = [name for name in names if name not in os.environ]
+    for name in added:
+        os.environ[name] = names[name]
+    try:
+        yield
+    finally:
+        for name in added:
+            os.environ.pop(name, None)
 
 
 class MlflowStore:
@@ -117,15 +197,20 @@ class MlflowStore:
         )
 
     def upload_bytes(self, run_id: str, artifact_path: str, data: bytes) -> None:
+        check_artifact_name(artifact_path)
         directory, filename = posixpath.split(artifact_path)
         with tempfile.TemporaryDirectory(prefix="azml-upload-") as tmp:
             local = os.path.join(tmp, filename)
             with open(local, "wb") as fh:
                 fh.write(data)
-            self.client.log_artifact(run_id, local, directory or None)
+            with bounded_mlflow_http():
+                self.client.log_artifact(run_id, local, directory or None)
 
     def upload_file(self, run_id: str, artifact_dir: str, local_path: str) -> None:
-        self.client.log_artifact(run_id, local_path, artifact_dir or None)
+        check_artifact_name(posixpath.join(artifact_dir, os.path.basename(local_path)))
+        open_source(local_path).close()  # a FIFO, a folder or a vanished file: set aside
+        with bounded_mlflow_http():
+            self.client.log_artifact(run_id, local_path, artifact_dir or None)
 
     def end_run(self, run_id: str, status: str, end_time_ms: int) -> None:
         self.client.set_terminated(run_id, status, end_time=end_time_ms)
@@ -236,6 +321,100 @@ class RestStore(MlflowStore):
     def end_run(self, run_id: str, status: str, end_time_ms: int) -> None:
         self._call("/api/2.0/mlflow/runs/update",
                    body={"run_id": run_id, "status": status, "end_time": end_time_ms})
+
+    # -- artifacts -----------------------------------------------------------------------------
+    # A server with proxied artifacts (``mlflow server``'s default, ``mlflow-artifacts:`` URIs)
+    # is sent one PUT per artifact, tried once: MLflow's HttpArtifactRepository retries inside
+    # the call for minutes and joins the path into the URL unquoted (``q?x=1`` was stored as
+    # ``q``). Other artifact stores (S3, Azure Blob, ...) still go through MlflowClient.
+    ARTIFACTS_API = "/api/2.0/mlflow-artifacts/artifacts"
+
+    def _artifact_root(self, run_id: str):
+        """``(creds, root)`` for a run whose artifacts this server proxies, else None."""
+        cache = self.__dict__.setdefault("_roots", {})
+        if run_id not in cache:
+            info = self._call("/api/2.0/mlflow/runs/get", "GET", {"run_id": run_id})["run"]["info"]
+            cache[run_id] = self._proxied(info.get("artifact_uri") or "")
+        return cache[run_id]
+
+    def _proxied(self, artifact_uri: str):
+        parts = urlsplit(artifact_uri)
+        if parts.scheme == "mlflow-artifacts":
+            if parts.netloc and parts.netloc != urlsplit(self.tracking_uri).netloc:
+                return None  # another host: let MLflow resolve it
+            return self._creds, parts.path.strip("/")
+        if parts.scheme in ("http", "https") and self.ARTIFACTS_API in parts.path:
+            from mlflow.utils.credentials import get_default_host_creds
+
+            base, root = artifact_uri.split(self.ARTIFACTS_API, 1)
+            return get_default_host_creds(base), root.strip("/")
+        return None
+
+    @staticmethod
+    def _check_proxied_name(artifact_path: str) -> None:
+        # The server decodes %XX escapes until none is left and refuses '#' (MLflow's
+        # validate_path_is_safe): 'pct%41' would be stored as 'pctA', silently renamed.
+        if "#" in artifact_path or re.search(r"%[0-9A-Fa-f]{2}", artifact_path):
+            raise PermanentError(
+                f"artifact path {artifact_path!r}: an MLflow server with proxied artifacts "
+                "cannot store a name with '#' or a %XX escape under that exact name")
+
+    def _put_artifact(self, run_id: str, artifact_path: str, opener) -> bool:
+        """PUT one artifact; False if this run's artifacts are not proxied by this server."""
+        target = self._artifact_root(run_id)
+        if target is None:
+            return False
+        creds, root = target
+        self._check_proxied_name(artifact_path)
+        endpoint = f"{self.ARTIFACTS_API}/{quote(posixpath.join(root, artifact_path), safe='/')}"
+        with opener() as body:
+            response = self._http(creds, endpoint, "PUT", data=body, max_retries=0,
+                                  backoff_factor=0, backoff_jitter=0, raise_on_status=False,
+                                  timeout=self.TIMEOUT,
+                                  extra_headers={"Content-Type": "application/octet-stream"})
+        if response.status_code == 200:
+            return True
+        error = StoreError.from_response(response, f"PUT {artifact_path}")
+        if response.status_code == 500 and self._blocked_by_file(creds, root, artifact_path):
+            raise PermanentError(
+                f"artifact path {artifact_path!r}: a file and a folder of this run would share "
+                "a name") from error
+        raise error
+
+    def _blocked_by_file(self, creds, root: str, artifact_path: str) -> bool:
+        """True if a parent of ``artifact_path`` is an artifact file, or the path a folder.
+
+        The server answers a bare 500 when it cannot write the file for that reason, the same
+        as when it is broken: asked only after a 500, a few listings tell the two apart.
+        """
+        parts = artifact_path.split("/")
+        for depth in range(len(parts)):
+            folder = posixpath.join(root, *parts[:depth])
+            try:
+                response = self._http(creds, self.ARTIFACTS_API, "GET", params={"path": folder},
+                                      max_retries=0, backoff_factor=0, backoff_jitter=0,
+                                      raise_on_status=False, timeout=self.TIMEOUT)
+                files = response.json().get("files", []) if response.status_code == 200 else []
+            except Exception:  # noqa: BLE001 - the server is down: a transient 500 after all
+                return False
+            name = parts[depth]
+            for entry in files:
+                if posixpath.basename(entry.get("path", "")) == name:
+                    last = depth == len(parts) - 1
+                    if bool(entry.get("is_dir")) == last:  # a file on the way, a folder at the end
+                        return True
+        return False
+
+    def upload_bytes(self, run_id: str, artifact_path: str, data: bytes) -> None:
+        check_artifact_name(artifact_path)
+        if not self._put_artifact(run_id, artifact_path, lambda: contextlib.nullcontext(data)):
+            super().upload_bytes(run_id, artifact_path, data)
+
+    def upload_file(self, run_id: str, artifact_dir: str, local_path: str) -> None:
+        path = posixpath.join(artifact_dir, os.path.basename(local_path))
+        check_artifact_name(path)
+        if not self._put_artifact(run_id, path, lambda: open_source(local_path)):
+            super().upload_file(run_id, artifact_dir, local_path)
 
 
 def connect(tracking_uri: str) -> MlflowStore:

@@ -9,11 +9,15 @@ time of its last record.
 """
 from __future__ import annotations
 
+import fcntl
 import glob
+import json
 import logging
 import os
 import sqlite3
+import time
 from dataclasses import dataclass, field
+from urllib.parse import quote
 
 from ._config import journal_dir, redact
 from ._dispatcher import SEND_WINDOW
@@ -51,7 +55,29 @@ def journals(directory: str | None = None) -> list[str]:
 def sync(directory: str | None = None, dry_run: bool = False,
          give_up_after: float = 30.0) -> list[SyncResult]:
     """Replay every journal in ``directory`` (default ``$AZML_HOME/journal``)."""
+    if not dry_run:
+        _remove_partials(directory or journal_dir())
     return [sync_one(path, dry_run, give_up_after) for path in journals(directory)]
+
+
+def _remove_partials(directory: str) -> None:
+    """Delete journals a killed process left half-built (``.<id>.db.partial``): they hold no
+    record yet (records are only written once the journal is in place)."""
+    for partial in glob.glob(os.path.join(directory, ".*.db.partial")):
+        lock = os.path.join(directory, os.path.basename(partial)[1:-len(".db.partial")] + ".lock")
+        try:
+            fd = os.open(lock, os.O_RDWR)
+        except OSError:
+            fd = None
+        try:
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # its creator is gone
+            os.unlink(partial)
+        except OSError:
+            pass  # being built right now
+        finally:
+            if fd is not None:
+                os.close(fd)
 
 
 def sync_one(path: str, dry_run: bool = False, give_up_after: float = 30.0) -> SyncResult:
@@ -67,6 +93,12 @@ def sync_one(path: str, dry_run: bool = False, give_up_after: float = 30.0) -> S
         return result
     try:
         _replay(journal, result, dry_run, give_up_after)
+    except UnreadableJournal as exc:
+        result.skipped = f"unreadable journal ({exc})"
+        log.warning("azml: skipping journal %s: %s", path, exc)
+    except sqlite3.OperationalError as exc:
+        # "database or disk is full", "disk I/O error": the file is sound, the disk is not.
+        result.error = f"journal cannot be written ({exc}); free space and run `azml sync` again"
     except sqlite3.DatabaseError as exc:
         result.skipped = f"corrupted journal ({exc})"
         log.warning("azml: skipping corrupted journal %s: %s", path, exc)
@@ -77,15 +109,26 @@ def sync_one(path: str, dry_run: bool = False, give_up_after: float = 30.0) -> S
     return result
 
 
+class UnreadableJournal(Exception):
+    """A journal without the meta that says where its records go."""
+
+
+_REQUIRED_META = ("tracking_uri", "experiment_name")
+
+
 def _replay(journal: Journal, result: SyncResult, dry_run: bool, give_up_after: float) -> None:
     meta = journal.meta()
+    missing = [key for key in _REQUIRED_META if key not in meta]
+    if missing:
+        raise UnreadableJournal(f"no {', '.join(missing)} in its meta: its process was probably "
+                                "killed while creating it")
     result.tracking_uri = uri = meta["tracking_uri"]  # as journaled: any password redacted
     current = os.environ.get("MLFLOW_TRACKING_URI")
     if current and redact(current) == uri:
         uri = current  # the same store, with the credentials the journal must not keep
     result.run_id = meta.get("run_id")
     result.pending = {k: v for k, v in journal.counts().items() if k != "rejected" and v}
-    owned_and_abandoned = meta.get("owned") and not journal.has_end()
+    owned_and_abandoned = meta.get("owned") and not journal.has_end() and not meta.get("ended")
     last_write_ms = int(journal.mtime() * 1000)  # about when its process last logged
     if dry_run or (not result.pending and not (owned_and_abandoned and result.run_id)):
         return
@@ -98,14 +141,69 @@ def _replay(journal: Journal, result: SyncResult, dry_run: bool, give_up_after: 
         result.run_id = run_id
 
     sender = Sender(spec, on_run=remember, give_up_after=give_up_after)
-    settled = 0
-    while records := journal.pending(0, SEND_WINDOW):
+    # Counted as the journal confirms it: records deleted after delivery. On a full disk the
+    # delete can fail; those records stay (sent again by the next sync, harmlessly) and are
+    # not counted, so the counts of successive syncs add up to what the journal held.
+    after, unsettled, waiting = 0, None, {}
+    while records := journal.pending(after, SEND_WINDOW):
         for upto, errors in sender.deliver(records):
-            journal.settle(upto, errors)
-            result.rejected += len(errors or ())
-        settled += len(records)
-    result.delivered = settled - result.rejected
+            waiting.update(errors or {})
+            try:
+                deleted = journal.settle(upto, waiting)
+            except sqlite3.OperationalError as exc:  # a full disk: delivered, not yet deleted
+                unsettled = exc
+                continue
+            result.rejected += len(waiting)
+            result.delivered += deleted - len(waiting)
+            waiting = {}
+        after = records[-1][0]
+    if unsettled is not None:
+        raise unsettled
     if owned_and_abandoned:
         sender.end_run(KILLED, last_write_ms)
         journal.set_meta(ended=KILLED)
         result.ended = KILLED
+
+
+def describe(path: str) -> dict:
+    """One journal as ``azml sync --list`` shows it, read without taking it from its owner."""
+    row = {"journal": path, "run_id": None, "tracking_uri": None, "pending": None,
+           "rejected": None, "age_s": None, "state": "ok"}
+    try:
+        row["age_s"] = round(time.time() - max(
+            os.path.getmtime(p) for p in (path, path + "-wal") if os.path.exists(p)), 1)
+        db = sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True)
+        try:
+            meta = {k: json.loads(v) for k, v in db.execute("SELECT key, value FROM meta")}
+            row["pending"] = db.execute("SELECT COUNT(*) FROM records").fetchone()[0]
+            row["rejected"] = db.execute("SELECT COUNT(*) FROM rejected").fetchone()[0]
+        finally:
+            db.close()
+    except (sqlite3.Error, OSError, ValueError) as exc:
+        row["state"] = f"unreadable ({exc})"
+        return row
+    row["run_id"], row["tracking_uri"] = meta.get("run_id"), meta.get("tracking_uri")
+    missing = [key for key in _REQUIRED_META if key not in meta]
+    if missing:
+        row["state"] = f"unreadable (no {', '.join(missing)} in its meta)"
+    elif _in_use(path):
+        row["state"] = "in use"
+    return row
+
+
+def _in_use(path: str) -> bool:
+    try:
+        fd = os.open(path[:-3] + ".lock", os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def list_journals(directory: str | None = None) -> list[dict]:
+    return [describe(path) for path in journals(directory)]

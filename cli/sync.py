@@ -8,7 +8,7 @@ import click
 
 from azml_compat._config import redact_text
 from azml_compat._history import unreachable
-from azml_compat._sync import sync as sync_journals
+from azml_compat._sync import list_journals, sync as sync_journals
 
 from ._output import rendered, table
 
@@ -45,17 +45,43 @@ def _table(rows: list) -> str:
     return table(headers, [[row[k] for k in keys] for row in rows])
 
 
+def _age(seconds) -> str:
+    if seconds is None:
+        return ""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f}{unit}"
+    return f"{seconds:.0f}s"
+
+
+def _list_table(rows: list) -> str:
+    if not rows:
+        return "azml: no journals"
+    headers = ["Journal", "Run_id", "Tracking_uri", "Pending", "Rejected", "Age", "State"]
+    return table(headers, [[os.path.basename(r["journal"]), r["run_id"], r["tracking_uri"],
+                            r["pending"], r["rejected"], _age(r["age_s"]), r["state"]]
+                           for r in rows])
+
+
+def _table_or_list(rows: list) -> str:
+    return _list_table(rows) if rows and "age_s" in rows[0] else _table(rows)
+
+
 @click.command()
+@click.option("--list", "list_only", is_flag=True,
+              help="Only show every journal: run, store, pending and rejected records, age.")
 @click.option("--dry-run", is_flag=True, help="Only list what would be delivered.")
 @click.option("--give-up-after", type=float, default=30.0, show_default=True,
               help="Seconds to keep retrying an unreachable store before moving on.")
-@rendered(_table)
-def sync(dry_run, give_up_after):
+@rendered(_table_or_list)
+def sync(list_only, dry_run, give_up_after):
     """Deliver every record still in $AZML_HOME/journal (default ~/.azml/journal).
 
     Safe to run twice or at once: a journal in use is skipped. Runs that could not be created
     when their script ran are created now, with their original start time.
     """
+    if list_only:
+        return list_journals()
     results = sync_journals(dry_run=dry_run, give_up_after=give_up_after)
     rows = [_row(r) for r in results]
     failed = [r for r in results if r.error]

@@ -312,4 +312,4 @@ def test_a_rejected_record_is_set_aside_in_the_journal_never_resent(make_logger)
     assert rows and rows[0][0] == "bad,key" and "bad,key" in rows[0][1]
     assert sqlite3.connect(path).execute("SELECT COUNT(*) FROM records").fetchone()[0] == 0
     session.close()
-    assert not os.path.exists(path)  # nothing left to deliver: pruned
+    assert os.path.exists(path)  # a rejected record is never deleted silently: the file stays
