@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import uuid
 
 from ._config import Settings, redact
 from ._history import DRIVER_LOG, STATUS
@@ -49,7 +50,7 @@ def submit(script: str, args, out=None, err=None) -> tuple[str, int]:
     store = connect(settings.tracking_uri)
     tags = script_tags(script, args, settings.cwd)
     run_id = store.open_run(RunSpec(settings.tracking_uri, settings.experiment_name,
-                                    start_time_ms=now_ms(), tags=tags))
+                                    start_time_ms=now_ms(), tags=tags, run_key=uuid.uuid4().hex))
     _say(err, f"azml: run {run_id} in experiment {settings.experiment_name!r} ({redact(settings.tracking_uri)})")
     env = {**os.environ, "MLFLOW_RUN_ID": run_id, "MLFLOW_TRACKING_URI": settings.tracking_uri,
            "AZML_UPLOAD_OUTPUTS": "0", "PYTHONUNBUFFERED": "1"}
