@@ -27,6 +27,7 @@ _previous_sigterm = None  # what SIGTERM did before we installed ours
 # a loaded 2-core machine) are waited for too. A fork never waits for the network.
 FORK_QUIESCE_WAIT = 60.0
 _unsafe_fork: str | None = None  # set in the parent while it forks with a call still inside
+_forking = False  # between our before-fork and after-fork hooks
 
 
 def get_azureml_logger() -> AzureMLLogger:
@@ -130,9 +131,10 @@ def _on_sigterm(signum, frame):
     session = _session()
     if session is not None:
         session.status = KILLED
-    if _inside_fork_hook(frame):
-        # Raised here it would be swallowed by os.fork's hook runner and the script would go
-        # on: deliver it again once the fork is done.
+    if _forking or _inside_fork_hook(frame):
+        # Raised inside an at-fork hook (ours, or logging's, which runs in the same window)
+        # it would be swallowed by os.fork's hook runner and the script would go on: deliver
+        # it again once the fork is done.
         threading.Thread(target=_redeliver, args=(signum,), daemon=True).start()
         return
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends us at once
@@ -151,7 +153,9 @@ def _inside_fork_hook(frame) -> bool:
 def _redeliver(signum: int) -> None:
     import _thread
 
-    time.sleep(0.01)  # the fork hooks are short (no network): the fork is done by now
+    while _forking:
+        time.sleep(0.005)
+    time.sleep(0.01)  # at-fork hooks registered after ours are short: the fork is done by now
     _thread.interrupt_main(signum)  # runs _on_sigterm again, in the main thread
 
 
@@ -200,6 +204,8 @@ def _close(final: bool) -> None:
 
 
 def _before_fork() -> None:
+    global _forking
+    _forking = True  # ours runs first of the hooks registered before it (last in, first out)
     session = _session()
     if session is None:
         return
@@ -215,16 +221,18 @@ def _before_fork() -> None:
 
 
 def _after_fork_in_parent() -> None:
-    global _unsafe_fork
+    global _unsafe_fork, _forking
     _unsafe_fork = None
     session = _session()
     if session is not None:
         session.resume()
+    _forking = False  # ours runs last of the hooks registered before it
 
 
 def _after_fork_in_child() -> None:
     """Short, and nothing in it can be interrupted by a signal into a swallowed exception."""
-    global _lock, _unsafe_fork
+    global _lock, _unsafe_fork, _forking
+    _forking = False
     if _owner_pid != os.getpid() and signal.getsignal(signal.SIGTERM) is _on_sigterm:
         try:
             signal.signal(signal.SIGTERM, _previous_sigterm or signal.SIG_DFL)

@@ -132,7 +132,7 @@ def test_with_pool_never_hangs_under_load(server_store):
                     with mp.get_context("fork").Pool(4) as pool:   # __exit__ terminates
                         assert pool.map(work, range(8)) == [i * i for i in range(8)]
                     print("attempt", attempt, flush=True)
-        """), timeout=600, HOME=server_store.workdir)
+        """), timeout=300, HOME=server_store.workdir)
     finally:
         hog.kill()
         hog.wait()
