@@ -213,9 +213,9 @@ def _before_fork() -> None:
     # on a lock it inherits held (seen: in sqlite3.connect, and on MLflow's store-building
     # lock during migrations). HTTP calls are not waited for.
     global _unsafe_fork
-    _wait_for_imports(FORK_QUIESCE_WAIT)
-    if not session.quiesce(FORK_QUIESCE_WAIT):
-        _unsafe_fork = (f"forked while the parent was inside MLflow for over "
+    imports_done = _wait_for_imports(FORK_QUIESCE_WAIT)
+    if not session.quiesce(FORK_QUIESCE_WAIT) or not imports_done:
+        _unsafe_fork = (f"forked while the parent was importing or inside MLflow for over "
                         f"{FORK_QUIESCE_WAIT:g} s; this process's records stay in its journal "
                         "for `azml sync`")
 
@@ -274,14 +274,17 @@ def _imports_of_other_threads() -> list:
         return []
 
 
-def _wait_for_imports(timeout: float) -> None:
+def _wait_for_imports(timeout: float) -> bool:
     """Let imports under way in other threads finish before forking (local work: MLflow
     imports modules lazily on its first request of each kind). A child forked mid-import gets
     that module half-initialised for good: "cannot import name ... from partially initialized
     module", seen in pool workers forked during the parent's first HTTP request."""
     deadline = time.monotonic() + timeout
-    while _imports_of_other_threads() and time.monotonic() < deadline:
+    while _imports_of_other_threads():
+        if time.monotonic() > deadline:
+            return False
         time.sleep(0.002)
+    return True
 
 
 def _reset_import_locks() -> None:

@@ -296,4 +296,6 @@ def case_fork_pool(store, dead_uri: str, repeat: int = 3) -> dict:
         base = statistics.median(run_child(plain, env)["pool_s"] for _ in range(repeat))
         timed = statistics.median(run_child(ours, env)["pool_s"] for _ in range(repeat))
         out[name] = {"plain_s": base, "ours_s": timed, "overhead_s": timed - base}
+    # The one local wait a fork may have: the parent's MLflow import, if still under way.
+    out["mlflow_import_s"] = _import_seconds("import mlflow", child_env(store), repeat)
     return out
