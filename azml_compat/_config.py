@@ -163,6 +163,11 @@ def _env_number(name: str, default: float, cast=float):
     return value
 
 
+def http_timeout(default: float) -> float:
+    """``AZML_HTTP_TIMEOUT``: seconds a request to a tracking server may take (else ``default``)."""
+    return _env_number("AZML_HTTP_TIMEOUT", default) or default
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a session needs from the environment, captured once at logger creation."""

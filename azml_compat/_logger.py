@@ -19,6 +19,11 @@ class AzureMLLogger:
     """What ``get_azureml_logger()`` returns. Every method is safe to call from any thread."""
 
     def __init__(self, session: Session) -> None:
+        self._bind(session)
+
+    def _bind(self, session: Session) -> None:
+        """Log through ``session`` from now on. After ``os.fork`` the child rebinds the object
+        the script already holds (module globals, class attributes) to its own session."""
         self._session = session
         self._key_of = session.keys.known.get  # a C call on the hot path
         self._put = session.dispatcher.put

@@ -1,13 +1,17 @@
 """The process-wide logger and the hooks that end its run: exit, uncaught exception, SIGTERM,
-fork. Everything here is installed once, on the first ``get_azureml_logger()``."""
+fork. The exit hooks are registered at import; the others on the first ``get_azureml_logger()``."""
 from __future__ import annotations
 
 import atexit
-import concurrent.futures.thread  # noqa: F401 - see _install_hooks
+# MLflow imports concurrent.futures.thread, which registers a threading exit hook itself and
+# fails if that import happens once shutdown has begun (a script that logs one value and ends
+# at once, while the worker is still importing MLflow): imported here, on the caller's thread.
+import concurrent.futures.thread  # noqa: F401
 import os
 import signal
 import sys
 import threading
+import time
 
 from ._config import Settings
 from ._logger import AzureMLLogger
@@ -16,7 +20,14 @@ from ._session import FAILED, KILLED, Session, run_spec
 _lock = threading.Lock()
 _logger: AzureMLLogger | None = None
 _hooks_installed = False
-FORK_RUN_WAIT = 10.0  # seconds a fork may wait for the parent's run to exist
+_owner_pid = os.getpid()  # the process whose SIGTERM handler we installed
+_previous_sigterm = None  # what SIGTERM did before we installed ours
+# Seconds a fork may wait for our threads to leave SQLite: milliseconds in practice, but the
+# first MLflow import (~1-1.5 s) and a new SQLite store's migrations (~2 s; over 10 s seen on
+# a loaded 2-core machine) are waited for too. A fork never waits for the network.
+FORK_QUIESCE_WAIT = 60.0
+_unsafe_fork: str | None = None  # set in the parent while it forks with a call still inside
+_forking = False  # between our before-fork and after-fork hooks
 
 
 def get_azureml_logger() -> AzureMLLogger:
@@ -38,21 +49,57 @@ def get_azureml_logger() -> AzureMLLogger:
         return _logger
 
 
+class _ChildStart:
+    """A forked child's session before the child first uses the logger.
+
+    The at-fork hook only puts this in place (no thread, no file, no SQLite: a pool worker
+    that never logs costs nothing, and a signal sent to a worker just forked finds no long
+    hook to interrupt). The first call through the logger makes the real session and binds
+    the logger to it; until then this forwards every attribute to it.
+    """
+
+    def __init__(self, parent: Session, logger: AzureMLLogger, unsafe: str | None) -> None:
+        self.parent = parent
+        self.unsafe = unsafe
+        self.session: Session | None = None
+        self._logger = logger
+        self._lock = threading.Lock()
+
+    def start(self) -> Session:
+        with self._lock:
+            if self.session is None:
+                self.session = self.parent.forked(self.unsafe)
+                self._logger._bind(self.session)
+                util = sys.modules.get("multiprocessing.util")
+                if util is not None:
+                    # multiprocessing children leave through os._exit, which skips atexit.
+                    util.Finalize(None, _at_exit, exitpriority=100)
+        return self.session
+
+    def bind(self) -> None:
+        logger = self._logger
+        logger._session = self
+        logger._key_of = lambda name: None  # log() then asks new_key(), which starts us
+        logger._put = lambda *record: self.start().dispatcher.put(*record)
+        logger._put_stepped = lambda *args: self.start().dispatcher.put_stepped(*args)
+
+    def __getattr__(self, name):
+        return getattr(self.start(), name)
+
+
 def _session() -> Session | None:
-    return _logger._session if _logger is not None else None
+    logger = _logger
+    if logger is None:
+        return None
+    session = logger._session
+    return session.session if isinstance(session, _ChildStart) else session
 
 
 def _install_hooks() -> None:
-    global _hooks_installed
+    global _hooks_installed, _owner_pid, _previous_sigterm
     if _hooks_installed:
         return
     _hooks_installed = True
-    # threading's exit hooks run while the interpreter is still whole (before atexit), so the
-    # worker can still import MLflow if the script ends before it finished doing so. MLflow
-    # imports concurrent.futures.thread, which registers such a hook itself and would fail
-    # once shutdown has begun: it is imported above, on the caller's thread, for that reason.
-    register = getattr(threading, "_register_atexit", atexit.register)
-    register(_at_exit)
     previous_hook = sys.excepthook
 
     def excepthook(kind, value, traceback):
@@ -63,7 +110,9 @@ def _install_hooks() -> None:
 
     sys.excepthook = excepthook
     if threading.current_thread() is threading.main_thread():
-        if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+        previous = signal.getsignal(signal.SIGTERM)
+        if previous in (signal.SIG_DFL, None):
+            _owner_pid, _previous_sigterm = os.getpid(), signal.SIG_DFL
             signal.signal(signal.SIGTERM, _on_sigterm)
     os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
                         after_in_child=_after_fork_in_child)
@@ -71,45 +120,198 @@ def _install_hooks() -> None:
 
 def _on_sigterm(signum, frame):
     """Unwind like Ctrl-C does, so ``finally`` blocks and the exit flush run; status KILLED."""
+    if os.getpid() != _owner_pid:
+        # A forked child that got here before its at-fork hook restored the default (pool
+        # workers are terminated with SIGTERM, maybe while still starting): die as it would
+        # have without us. An exception raised inside an at-fork hook is swallowed, and
+        # Pool.terminate() then waits forever for a worker that went on running.
+        signal.signal(signal.SIGTERM, _previous_sigterm or signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        return
     session = _session()
     if session is not None:
         session.status = KILLED
+    if _forking or _inside_fork_hook(frame):
+        # Raised inside an at-fork hook (ours, or logging's, which runs in the same window)
+        # it would be swallowed by os.fork's hook runner and the script would go on: deliver
+        # it again once the fork is done.
+        threading.Thread(target=_redeliver, args=(signum,), daemon=True).start()
+        return
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends us at once
     raise SystemExit(128 + signum)
 
 
+def _inside_fork_hook(frame) -> bool:
+    hooks = (_before_fork.__code__, _after_fork_in_parent.__code__)
+    while frame is not None:
+        if frame.f_code in hooks:
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _redeliver(signum: int) -> None:
+    import _thread
+
+    while _forking:
+        time.sleep(0.005)
+    time.sleep(0.01)  # at-fork hooks registered after ours are short: the fork is done by now
+    _thread.interrupt_main(signum)  # runs _on_sigterm again, in the main thread
+
+
+def _other_live_threads() -> bool:
+    """True while a non-daemon thread other than this one still runs (it may still log)."""
+    me = threading.current_thread()
+    return any(t is not me and t is not threading.main_thread() and not t.daemon and t.is_alive()
+               for t in threading.enumerate())
+
+
+def _at_threading_exit() -> None:
+    """The main thread has returned; non-daemon threads are not joined yet.
+
+    If none is left, flush and end the run now, while ``concurrent.futures`` still accepts
+    work (artifact clients upload through thread pools; Python shuts those down next). The
+    journal stays open: whatever a user ``atexit`` handler logs later is delivered to the
+    same run by ``_at_exit``. If other threads still run, everything waits for ``_at_exit``,
+    which Python calls after joining them.
+    """
+    if not _other_live_threads():
+        _close(final=False)
+
+
 def _at_exit() -> None:
+    """The end of the run: after every non-daemon thread was joined and after the ``atexit``
+    handlers registered after ``import azureml.logging`` (they run first: last in, first out)."""
+    _close(final=True)
+
+
+def _close(final: bool) -> None:
+    """Ctrl-C or SIGTERM while the exit waits for the store exits 130/143, the journal kept
+    (an exception raised in an exit hook would print a traceback and leave the status 0)."""
     session = _session()
-    if session is not None:
-        session.close()
+    if session is None:
+        return
+    try:
+        session.close(final=final)
+    except (KeyboardInterrupt, SystemExit) as exc:
+        code = 130 if isinstance(exc, KeyboardInterrupt) else exc.code
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:  # noqa: BLE001 - closed or broken: nothing more to say
+                pass
+        os._exit(code if isinstance(code, int) else 1)
 
 
 def _before_fork() -> None:
+    global _forking
+    _forking = True  # ours runs first of the hooks registered before it (last in, first out)
     session = _session()
     if session is None:
         return
-    if session.run.run_id is None:
-        session.run.wait(FORK_RUN_WAIT)
-    # A child forked while one of our threads is inside SQLite or MLflow can hang on a lock
-    # it inherits held (seen: in sqlite3.connect, and on an import lock mid-request).
-    session.quiesce(FORK_RUN_WAIT)
+    # A child forked while one of our threads is inside SQLite (or importing MLflow) can hang
+    # on a lock it inherits held (seen: in sqlite3.connect, and on MLflow's store-building
+    # lock during migrations). HTTP calls are not waited for.
+    global _unsafe_fork
+    imports_done = _wait_for_imports(FORK_QUIESCE_WAIT)
+    if not session.quiesce(FORK_QUIESCE_WAIT) or not imports_done:
+        _unsafe_fork = (f"forked while the parent was importing or inside MLflow for over "
+                        f"{FORK_QUIESCE_WAIT:g} s; this process's records stay in its journal "
+                        "for `azml sync`")
 
 
 def _after_fork_in_parent() -> None:
+    global _unsafe_fork, _forking
+    _unsafe_fork = None
     session = _session()
     if session is not None:
         session.resume()
+    _forking = False  # ours runs last of the hooks registered before it
 
 
 def _after_fork_in_child() -> None:
-    global _logger, _lock
+    """Short, and nothing in it can be interrupted by a signal into a swallowed exception."""
+    global _lock, _unsafe_fork, _forking
+    _forking = False
+    if _owner_pid != os.getpid() and signal.getsignal(signal.SIGTERM) is _on_sigterm:
+        try:
+            signal.signal(signal.SIGTERM, _previous_sigterm or signal.SIG_DFL)
+        except ValueError:  # not the main thread: _on_sigterm defers to the default itself
+            pass
     _lock = threading.Lock()
-    session = _session()
-    if session is None:
+    logger = _logger
+    if logger is None:
         return
-    child = session.forked()
-    _logger = AzureMLLogger(child)
-    util = sys.modules.get("multiprocessing.util")
-    if util is not None:
-        # multiprocessing children leave through os._exit, which skips atexit.
-        util.Finalize(None, _at_exit, exitpriority=100)
+    _reset_import_locks()
+    unsafe, _unsafe_fork = _unsafe_fork, None
+    current = logger._session
+    if isinstance(current, _ChildStart):
+        # a child of a child: the parent's journal lock was already let go in the first child
+        parent = current.session or current.parent
+        if current.session is not None:
+            current.session.dispatcher.journal.abandon()
+        else:
+            unsafe = unsafe or current.unsafe
+    else:
+        parent = current
+        parent.dispatcher.journal.abandon()  # the parent's lock on its journal
+    _ChildStart(parent, logger, unsafe).bind()
+
+
+def _imports_of_other_threads() -> list:
+    """Names of modules another thread is importing now (it holds their import lock)."""
+    try:
+        from importlib import _bootstrap
+
+        me = threading.get_ident()
+        names = []
+        for name, ref in list(_bootstrap._module_locks.items()):
+            lock = ref()
+            if lock is not None and getattr(lock, "owner", None) not in (None, me):
+                names.append(name)
+        return names
+    except Exception:  # noqa: BLE001 - another Python's internals: nothing known to wait for
+        return []
+
+
+def _wait_for_imports(timeout: float) -> bool:
+    """Let imports under way in other threads finish before forking (local work: MLflow
+    imports modules lazily on its first request of each kind). A child forked mid-import gets
+    that module half-initialised for good: "cannot import name ... from partially initialized
+    module", seen in pool workers forked during the parent's first HTTP request."""
+    deadline = time.monotonic() + timeout
+    while _imports_of_other_threads():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.002)
+    return True
+
+
+def _reset_import_locks() -> None:
+    """Forget per-module import locks another thread held at the fork.
+
+    MLflow retries failing imports (``dbruntime``, ``pyspark``) on every HTTP request; a child
+    forked during one inherits that module's lock held by a thread that does not exist in it,
+    and its own first request would wait on it for ever. Python re-creates a module's lock on
+    demand, so dropping the dead ones is enough; the forking thread keeps its own.
+    """
+    try:
+        from importlib import _bootstrap
+
+        me = threading.get_ident()
+        for name, ref in list(_bootstrap._module_locks.items()):
+            lock = ref()
+            if lock is None:
+                continue
+            inner = getattr(lock, "lock", None)
+            if getattr(lock, "owner", None) not in (None, me) or (
+                    inner is not None and getattr(inner, "locked", lambda: False)()):
+                _bootstrap._module_locks.pop(name, None)
+    except Exception:  # noqa: BLE001 - another Python's internals: nothing to reset there
+        pass
+
+
+# Registered at import, so Python calls them after the handlers a script registers later.
+if hasattr(threading, "_register_atexit"):
+    threading._register_atexit(_at_threading_exit)
+atexit.register(_at_exit)

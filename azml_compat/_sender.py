@@ -19,7 +19,7 @@ from concurrent.futures import Future
 
 from ._batching import ARTIFACT, END, FILE, Batch, pack
 from ._config import redact, redact_text
-from ._store import RunSpec, connect, http_status, is_run_level, is_transient
+from ._store import RUN_KEY_TAG, RunSpec, connect, http_status, is_run_level, is_transient
 
 log = logging.getLogger("azml")
 
@@ -52,19 +52,40 @@ class Sender:
     """One run's connection to the tracking store, created in the worker thread."""
 
     def __init__(self, spec: RunSpec, on_run=None, store_factory=connect,
-                 give_up_after: float | None = None, on_blocked=None) -> None:
+                 give_up_after: float | None = None, on_blocked=None, quiet: bool = False,
+                 gate: "ForkGate | None" = None) -> None:
         self.spec = spec
         # told of a 401/403 (and of the recovery, with None): waiters should not wait on it
         self._on_blocked = on_blocked or (lambda exc: None)
+        # A forked child's store is its parent's: the parent already tells the user when the
+        # store is unreachable, and a pool of N workers must not say it N more times.
+        self._quiet = quiet
         self._failing = False
         self._give_up_after = give_up_after  # None: retry while the process lives
-        self.gate = ForkGate()  # every call into MLflow passes it
+        self.gate = gate or ForkGate()  # every call into MLflow passes it
         self.store = self._retry(lambda: store_factory(spec.tracking_uri), "connect")
+        if not getattr(self.store, "FORK_GATED", True):
+            self.gate.exempt()
         freeze_heap()
-        self.run_id = self._retry(lambda: self.store.open_run(spec), "open the run")
+        self.run_id = self._open_run(spec)
         self._pool = _Pool(self.store.CONCURRENCY) if self.store.CONCURRENCY > 1 else None
         if on_run is not None:
             on_run(self.run_id)
+
+    def _open_run(self, spec: RunSpec) -> str:
+        """The run's id; a run made by another process (a forked child's parent) is looked up
+        by its key with the usual backoff until that process has created it."""
+        delay = BACKOFF_START
+        started = time.monotonic()
+        while True:
+            run_id = self._retry(lambda: self.store.open_run(spec), "open the run")
+            if run_id is not None:
+                return run_id
+            if self._give_up_after is not None and time.monotonic() - started > self._give_up_after:
+                raise LookupError(f"run with {RUN_KEY_TAG}={spec.run_key} not created yet in "
+                                  f"experiment {spec.experiment_name!r}")
+            time.sleep(min(delay * random.uniform(0.5, 1.0), BACKOFF_MAX))
+            delay = min(delay * 2, BACKOFF_MAX)
 
     # -- retry policy ------------------------------------------------------------------------
     def _retry(self, call, what: str):
@@ -86,13 +107,14 @@ class Sender:
                                  f"({_describe(exc)})") from exc
                 if not self._failing:
                     self._failing = True
-                    log.warning(
-                        "azml: cannot %s at %s (%s); retrying in the background, "
-                        "nothing is dropped",
-                        what,
-                        redact(self.spec.tracking_uri),
-                        _describe(exc),
-                    )
+                    if not self._quiet:
+                        log.warning(
+                            "azml: cannot %s at %s (%s); retrying in the background, "
+                            "nothing is dropped",
+                            what,
+                            redact(self.spec.tracking_uri),
+                            _describe(exc),
+                        )
                 # Honour the server's Retry-After (429/503), else back off with jitter.
                 wait = max(delay * random.uniform(0.5, 1.0), getattr(exc, "retry_after", 0) or 0)
                 time.sleep(min(wait, BACKOFF_MAX))
@@ -100,8 +122,9 @@ class Sender:
                 continue
             if self._failing:
                 self._failing = False
-                log.warning("azml: tracking store %s reachable again",
-                            redact(self.spec.tracking_uri))
+                if not self._quiet:
+                    log.warning("azml: tracking store %s reachable again",
+                                redact(self.spec.tracking_uri))
                 self._on_blocked(None)
             return result
 
@@ -176,34 +199,48 @@ class Sender:
 
 
 class ForkGate:
-    """Lets a fork wait until no thread of ours is inside MLflow.
+    """Lets a fork wait until no thread of ours is inside SQLite or an import of MLflow.
 
     A child inherits every lock as it was at the fork, held or not, with no thread left to
-    release it: SQLite's mutexes, and Python's per-module import locks, which MLflow takes on
-    every request (it retries imports that fail, such as Databricks' runtime). A child forked
-    mid-request hung for good on one of those. Calls share the gate; a fork closes it and
-    waits (bounded) for the calls inside to finish.
+    release it. SQLite's mutexes (the journal's, and the SQLite/SQLAlchemy stores') and a
+    half-done import of MLflow cannot be repaired in the child, so a fork waits for those
+    calls: local work, milliseconds (the MLflow import, once, ~1-1.5 s). HTTP calls are not
+    waited for (a fork never waits for the network): a child makes its own connections (MLflow
+    keys its HTTP session by pid), and the per-module import locks MLflow takes on every
+    request (it retries imports that fail: ``dbruntime``, ``pyspark``) are reset in the child
+    (``_process._reset_import_locks``). Calls share the gate; a fork closes it and waits
+    (bounded) for the calls inside to finish.
     """
 
     def __init__(self) -> None:
         self._cond = threading.Condition(threading.Lock())
         self._inside = 0
         self._closed = False
+        self._exempt = False
+
+    def exempt(self) -> None:
+        """The store's calls need no fork exclusion (HTTP): calls and forks never wait."""
+        self._exempt = True
 
     def __enter__(self) -> None:
+        if self._exempt:
+            return
         with self._cond:
             self._cond.wait_for(lambda: not self._closed)
             self._inside += 1
 
     def __exit__(self, *exc) -> None:
+        if self._exempt:
+            return
         with self._cond:
             self._inside -= 1
             self._cond.notify_all()
 
-    def close(self, timeout: float) -> None:
+    def close(self, timeout: float) -> bool:
+        """Hold new calls back and wait for those inside; False if one is still inside."""
         with self._cond:
             self._closed = True
-            self._cond.wait_for(lambda: self._inside == 0, timeout)
+            return self._cond.wait_for(lambda: self._inside == 0, timeout)
 
     def open(self) -> None:
         with self._cond:

@@ -17,8 +17,8 @@ from ._dispatcher import Dispatcher, exit_message
 from ._journal import Journal, MemoryJournal, SpilledJournal
 from ._keys import NAME_TAG_PREFIX, KeyMap
 from ._outputs import ProgressBar, scan, warn_skipped
-from ._sender import RunReady, Sender
-from ._store import RunSpec
+from ._sender import ForkGate, RunReady, Sender
+from ._store import RUN_KEY_TAG, RunSpec
 from ._workbench_env import process_start_ms, script_identity
 
 FINISHED, FAILED, KILLED = "FINISHED", "FAILED", "KILLED"
@@ -41,6 +41,15 @@ def script_tags(script: str, args, cwd: str) -> dict:
     }
 
 
+def _default_on_second_ctrl_c() -> None:
+    """After one Ctrl-C has stopped the exit's wait, a second one ends the process at once."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_spec(settings: Settings) -> RunSpec:
     """Which run this process logs to: an active MLflow run, ``MLFLOW_RUN_ID``, or a new one."""
     script, args, notebook = script_identity(settings.cwd)
@@ -58,6 +67,12 @@ def run_spec(settings: Settings) -> RunSpec:
     if active is not None:
         spec.run_id = active.info.run_id
         spec.tracking_uri = mlflow.get_tracking_uri()
+        spec.owned = False
+    if spec.owned:
+        # Known before the run exists: a forked child (and `azml sync`) finds the run by it,
+        # and creating it again after a lost answer finds it instead of making a second one.
+        spec.run_key = uuid.uuid4().hex
+        spec.tags[RUN_KEY_TAG] = spec.run_key
     return spec
 
 
@@ -65,13 +80,16 @@ class Session:
     """Everything a logger needs; shared by every logger of the process."""
 
     def __init__(self, settings: Settings, spec: RunSpec, steps: dict | None = None,
-                 keys: KeyMap | None = None, main: bool = True) -> None:
+                 keys: KeyMap | None = None, main: bool = True,
+                 unsafe: str | None = None) -> None:
         self.settings = settings
         self.spec = spec
         self.main = main  # False in a forked child: the parent ends the run
+        self._unsafe = unsafe  # why this process must not call MLflow (records are journaled)
         self.status = FINISHED
         self.keys = keys or KeyMap()
         self.run = RunReady(spec.run_id)
+        self.gate = ForkGate()  # before the sender exists: it covers the MLflow import too
         self._sender: Sender | None = None
         self._held = None  # the journal's lock, during a fork
         self.local_id = uuid.uuid4().hex
@@ -83,6 +101,7 @@ class Session:
             wait_timeout=settings.wait_timeout, store=redact(spec.tracking_uri))
         self.dispatcher.start()  # its sender thread calls back into self.dispatcher
         self._closed = False
+        self._ended = False  # outputs/ and the end record are queued
         if main:
             os.makedirs(settings.outputs_dir, exist_ok=True)
 
@@ -92,6 +111,7 @@ class Session:
         meta = {"tracking_uri": redact(spec.tracking_uri),  # never a password on disk
                 "experiment_name": spec.experiment_name,
                 "run_id": spec.run_id, "owned": spec.owned, "start_time_ms": spec.start_time_ms,
+                "run_key": spec.run_key,
                 "tags": spec.tags, "pid": os.getpid(), "host": socket.gethostname()}
         try:
             return Journal.create(self.settings.journal_dir, self.local_id, meta)
@@ -107,35 +127,45 @@ class Session:
         return SpilledJournal(journal) if isinstance(journal, Journal) else MemoryJournal()
 
     def _make_sender(self) -> Sender:
-        self._sender = Sender(self.spec, on_run=self._on_run, on_blocked=self.dispatcher.block)
+        if self._unsafe:
+            raise RuntimeError(self._unsafe)
+        self._sender = Sender(self.spec, on_run=self._on_run, on_blocked=self.dispatcher.block,
+                              quiet=not self.main, gate=self.gate)
         return self._sender
 
-    def quiesce(self, timeout: float) -> None:
-        """Before a fork: wait until none of our threads is inside SQLite or MLflow, and keep
-        it so until ``resume()`` (see ``ForkGate``)."""
-        if self._sender is not None:
-            self._sender.gate.close(timeout)
+    def quiesce(self, timeout: float) -> bool:
+        """Before a fork: wait until none of our threads is inside SQLite (or importing
+        MLflow), and keep it so until ``resume()`` (see ``ForkGate``). Never waits for the
+        network: HTTP calls go on during the fork. False if a call was still inside after
+        ``timeout``: the child must then not call MLflow (it may hold a lock the child would
+        wait on for ever)."""
+        quiet = self.gate.close(timeout)
         self._held = self.dispatcher.journal.sqlite_lock
         self._held.acquire()
+        return quiet
 
     def resume(self) -> None:
         if self._held is not None:
             self._held.release()
             self._held = None
-        if self._sender is not None:
-            self._sender.gate.open()
+        self.gate.open()
 
     def _on_run(self, run_id: str) -> None:
         self.dispatcher.journal.set_meta(run_id=run_id)  # what `azml sync` maps the run to
         self.run(run_id)
 
-    def forked(self) -> "Session":
-        """A fresh session for a child after ``os.fork``, logging to the same run."""
-        self.dispatcher.journal.abandon()  # the parent's; the child opens its own
-        spec = RunSpec(**{**self.spec.__dict__, "run_id": self.run.run_id})
+    def forked(self, unsafe: str | None = None) -> "Session":
+        """A fresh session for a child after ``os.fork``, logging to the same run.
+
+        The child belongs to the parent's run whether or not the parent has created it yet:
+        with no id known, its sender finds the run by the parent's key once it exists. It
+        never creates or ends it (``owned=False``).
+        """
+        spec = RunSpec(**{**self.spec.__dict__, "run_id": self.run.run_id, "owned": False})
         keys = KeyMap()
         keys.known, keys._owners = dict(self.keys.known), dict(self.keys._owners)
-        return Session(self.settings, spec, steps=dict(self.dispatcher.steps), keys=keys, main=False)
+        return Session(self.settings, spec, steps=dict(self.dispatcher.steps), keys=keys,
+                       main=False, unsafe=unsafe)
 
     # -- helpers for the logger's hot path -------------------------------------------------
     def new_key(self, name: str) -> str:
@@ -145,23 +175,41 @@ class Session:
         return key
 
     # -- end of run ----------------------------------------------------------------------------
-    def close(self) -> bool:
-        """Upload ``outputs/``, end the run if we started it, flush; True if all delivered."""
+    def close(self, final: bool = True) -> bool:
+        """Upload ``outputs/``, end the run if we started it, flush; True if all delivered.
+
+        With ``final=False`` (exit hooks that run while the process may still log, from a user
+        ``atexit`` handler) the journal stays open if everything was delivered, and a later
+        ``close()`` delivers what came after to the same run.
+        """
         if self._closed:
             return True
-        self._closed = True
-        upload_outputs = self.main and os.environ.get("AZML_UPLOAD_OUTPUTS", "1") != "0"
         files = []
-        if upload_outputs:
-            files, skipped = scan(self.settings.outputs_dir, self.settings.max_output_bytes)
-            warn_skipped(skipped, self.settings.max_output_bytes)
-            files = [(self.dispatcher.put(FILE, d, p), size) for d, p, size in files]
-        if self.main and self.spec.owned:
-            self.dispatcher.put(END, self.status, now_ms())
-        delivered = self._wait(files)
+        if not self._ended:
+            self._ended = True
+            upload_outputs = self.main and os.environ.get("AZML_UPLOAD_OUTPUTS", "1") != "0"
+            if upload_outputs:
+                files, skipped = scan(self.settings.outputs_dir, self.settings.max_output_bytes)
+                warn_skipped(skipped, self.settings.max_output_bytes)
+                files = [(self.dispatcher.put(FILE, d, p), size) for d, p, size in files]
+            if self.main and self.spec.owned:
+                self.dispatcher.put(END, self.status, now_ms())
+        interrupted = None
+        try:
+            delivered = self._wait(files)
+        except (KeyboardInterrupt, SystemExit) as exc:
+            # Ctrl-C or SIGTERM while the exit waits for a slow store: stop waiting, keep
+            # everything in the journal and say so; the caller exits 130/143.
+            interrupted, delivered = exc, False
+            _default_on_second_ctrl_c()
+        if not final and delivered and interrupted is None and self.dispatcher.fatal is None:
+            return True
+        self._closed = True
         self.dispatcher.commit()  # whatever is still queued goes to disk before we leave
         journal = self.dispatcher.journal
-        reason = (f"could not log ({self.dispatcher.fatal})" if self.dispatcher.fatal
+        reason = ("interrupted by " + ("Ctrl-C" if isinstance(interrupted, KeyboardInterrupt)
+                                       else "SIGTERM") if interrupted is not None
+                  else f"could not log ({self.dispatcher.fatal})" if self.dispatcher.fatal
                   else f"credentials refused ({redact_text(str(self.dispatcher.blocked))})"
                   if self.dispatcher.blocked
                   else f"no progress for {self.settings.flush_timeout:g} s (AZML_FLUSH_TIMEOUT)"
@@ -171,6 +219,8 @@ class Session:
         if message:
             print(redact_text(message), file=sys.stderr)
         journal.close(prune=True)  # deletes the file only if nothing is left in it
+        if interrupted is not None:
+            raise interrupted
         return delivered and self.dispatcher.fatal is None
 
     def _wait(self, files) -> bool:

@@ -8,27 +8,49 @@ import posixpath
 import re
 import stat
 import tempfile
+import time
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit
 
+from ._config import http_timeout
+
 # MLflow error codes that mean "this request is wrong", as opposed to "try again later".
 _RUN_GONE = {"RESOURCE_DOES_NOT_EXIST", "INVALID_STATE"}
+RUN_KEY_TAG = "azml.run_key"  # a client-made id: finds a run whether or not we saw it created
 
 
 @dataclass
 class RunSpec:
-    """Which run to log to: an existing one (``run_id``) or a new one in ``experiment_name``."""
+    """Which run to log to: an existing one (``run_id``), or the one made for ``run_key`` in
+    ``experiment_name`` (created by its owner; looked up by everyone, the owner first)."""
 
     tracking_uri: str
     experiment_name: str
     run_id: str | None = None
     start_time_ms: int = 0
     tags: dict = field(default_factory=dict)
+    run_key: str | None = None
+    # True when this process creates the run, and so ends it. False for an attached run and for
+    # a forked child, which waits for its parent's run (found by key) instead of making one.
+    owned: bool | None = None
 
-    @property
-    def owned(self) -> bool:
-        """True when this process creates the run, and so ends it."""
-        return self.run_id is None
+    def __post_init__(self) -> None:
+        if self.owned is None:
+            self.owned = self.run_id is None
+        if self.run_key:
+            self.tags = {**self.tags, RUN_KEY_TAG: self.run_key}
+
+
+def _key_filter(run_key: str) -> str:
+    if not run_key.isalnum():  # made by uuid4().hex; never quoted into a filter otherwise
+        raise ValueError(f"run key {run_key!r} is not alphanumeric")
+    return f"tags.`{RUN_KEY_TAG}` = '{run_key}'"
+
+
+def _first_run(found: list) -> str | None:
+    """One run for a key even if a store somehow holds two: the earliest, then the lowest id,
+    so every process that looks picks the same one."""
+    return min(found)[1] if found else None
 
 
 def http_status(exc: BaseException) -> int | None:
@@ -137,6 +159,7 @@ class MlflowStore:
     """Run lifecycle, batches and artifacts through ``MlflowClient``."""
 
     CONCURRENCY = 1  # requests in flight: a local database takes one writer at a time
+    FORK_GATED = True  # a fork waits for calls into SQLite/SQLAlchemy to finish (see ForkGate)
 
     def __init__(self, tracking_uri: str) -> None:
         from ._workbench_env import import_mlflow_quietly
@@ -149,13 +172,42 @@ class MlflowStore:
         self.tracking_uri = tracking_uri
         self.client = MlflowClient(tracking_uri)
 
-    def open_run(self, spec: RunSpec) -> str:
+    def open_run(self, spec: RunSpec) -> str | None:
+        """The run's id: checked if given, else found by key, else created if ``spec.owned``.
+
+        None when the run is not there yet and this process does not own it (a forked child
+        whose parent has not created it yet): the caller asks again later.
+        """
         if spec.run_id:
-            self.client.get_run(spec.run_id)  # fail early and clearly on an unknown id
+            self._get_run(spec.run_id)  # fail early and clearly on an unknown id
             return spec.run_id
+        if not spec.owned:
+            found = self._find_experiment(spec.experiment_name)
+            if found is None or not spec.run_key:
+                return None
+            return self._find_run_by_key(found[0], spec.run_key)
+        experiment_id = self._experiment_id(spec.experiment_name)
+        if spec.run_key:
+            # Creating is made idempotent by looking first: an earlier attempt whose answer
+            # was lost (a timeout) may have created it, or a killed process before `azml sync`.
+            found = self._find_run_by_key(experiment_id, spec.run_key)
+            if found is not None:
+                return found
+        return self._create_run(experiment_id, spec)
+
+    def _get_run(self, run_id: str) -> None:
+        self.client.get_run(run_id)
+
+    def _find_run_by_key(self, experiment_id: str, run_key: str) -> str | None:
+        from mlflow.entities import ViewType
+
+        runs = self.client.search_runs([experiment_id], _key_filter(run_key),
+                                       run_view_type=ViewType.ALL, max_results=50)
+        return _first_run([(r.info.start_time, r.info.run_id) for r in runs])
+
+    def _create_run(self, experiment_id: str, spec: RunSpec) -> str:
         from mlflow.tracking.context.registry import resolve_tags
 
-        experiment_id = self._experiment_id(spec.experiment_name)
         run = self.client.create_run(
             experiment_id, start_time=spec.start_time_ms, tags=resolve_tags(spec.tags)
         )
@@ -263,10 +315,12 @@ class RestStore(MlflowStore):
     Artifacts still go through ``MlflowClient``, which knows every artifact store.
     """
 
-    TIMEOUT = 30
+    TIMEOUT = 30  # seconds per request; AZML_HTTP_TIMEOUT overrides it
     # Requests in flight. MLflow's server runs several workers, and on uvicorn a kept-alive
     # request stalls ~40 ms between headers and body: overlapping requests hides that.
     CONCURRENCY = int(os.environ.get("AZML_MAX_IN_FLIGHT", "4"))
+    CREATE_LANDING = 4  # request timeouts a lost runs/create may take to land on the server
+    FORK_GATED = False  # HTTP calls leave nothing a forked child could hang on (see ForkGate)
 
     def __init__(self, tracking_uri: str) -> None:
         super().__init__(tracking_uri)
@@ -275,6 +329,8 @@ class RestStore(MlflowStore):
 
         self._creds = get_default_host_creds(tracking_uri)
         self._http = http_request
+        self.TIMEOUT = http_timeout(self.TIMEOUT)
+        self._unanswered_create = None  # monotonic time a runs/create went out unanswered
 
     def _call(self, endpoint: str, method: str = "POST", body: dict | None = None) -> dict:
         kwargs = {"json": body} if method == "POST" else {"params": body}
@@ -285,16 +341,40 @@ class RestStore(MlflowStore):
             raise StoreError.from_response(response, endpoint)
         return response.json() if response.content else {}
 
-    def open_run(self, spec: RunSpec) -> str:
-        if spec.run_id:
-            self._call("/api/2.0/mlflow/runs/get", "GET", {"run_id": spec.run_id})
-            return spec.run_id
+    def _get_run(self, run_id: str) -> None:
+        self._call("/api/2.0/mlflow/runs/get", "GET", {"run_id": run_id})
+
+    def _find_run_by_key(self, experiment_id: str, run_key: str) -> str | None:
+        body = {"experiment_ids": [experiment_id], "filter": _key_filter(run_key),
+                "run_view_type": "ALL", "max_results": 50}
+        runs = self._call("/api/2.0/mlflow/runs/search", body=body).get("runs", [])
+        return _first_run([(int(r["info"].get("start_time") or 0), r["info"]["run_id"])
+                           for r in runs])
+
+    def _create_run(self, experiment_id: str, spec: RunSpec) -> str:
+        """Create, unless an earlier ``runs/create`` went unanswered recently.
+
+        A request that timed out may still be processed by a slow server: creating again at
+        once would leave a second, empty run. The key lookup before this call finds the first
+        one as soon as it lands; until then (up to ``CREATE_LANDING`` timeouts after it was
+        sent) we only look. A request that never got through (connection refused) is no such
+        risk and is retried at once.
+        """
         from mlflow.tracking.context.registry import resolve_tags
 
-        experiment_id = self._experiment_id(spec.experiment_name)
+        sent = self._unanswered_create
+        if sent is not None and time.monotonic() - sent < self.CREATE_LANDING * self.TIMEOUT:
+            raise TimeoutError(f"runs/create went unanswered {time.monotonic() - sent:.0f} s "
+                               "ago; waiting for it to land before creating again")
         tags = [{"key": k, "value": str(v)} for k, v in resolve_tags(spec.tags).items()]
         body = {"experiment_id": experiment_id, "start_time": spec.start_time_ms, "tags": tags}
-        return self._call("/api/2.0/mlflow/runs/create", body=body)["run"]["info"]["run_id"]
+        sent = time.monotonic()
+        try:
+            return self._call("/api/2.0/mlflow/runs/create", body=body)["run"]["info"]["run_id"]
+        except Exception as exc:
+            if not _never_sent(exc):
+                self._unanswered_create = sent
+            raise
 
     def _find_experiment(self, name: str) -> tuple[str, str] | None:
         try:
@@ -415,6 +495,16 @@ class RestStore(MlflowStore):
         check_artifact_name(path)
         if not self._put_artifact(run_id, path, lambda: open_source(local_path)):
             super().upload_file(run_id, artifact_dir, local_path)
+
+
+def _never_sent(exc: BaseException) -> bool:
+    """True for a connection that was never made (refused, unreachable): no request went out."""
+    import requests
+
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    return isinstance(exc, requests.exceptions.ConnectionError) and (
+        "NewConnectionError" in repr(exc) or "Connection refused" in str(exc))
 
 
 def connect(tracking_uri: str) -> MlflowStore:

@@ -15,6 +15,7 @@ import tempfile
 import threading
 import time
 from typing import NamedTuple
+import uuid
 
 from ._batching import FILE
 from ._config import Settings, redact
@@ -81,7 +82,8 @@ def submit(script: str, args, out=None, err=None) -> Submitted:
     settings = Settings.from_env()
     session = Session(settings, RunSpec(settings.tracking_uri, settings.experiment_name,
                                         start_time_ms=now_ms(),
-                                        tags=script_tags(script, args, settings.cwd)))
+                                        tags=script_tags(script, args, settings.cwd),
+                                        run_key=uuid.uuid4().hex))
     run_id = _wait_for_run(session)
     _say(err, f"azml: run {run_id} in experiment {settings.experiment_name!r} ({redact(settings.tracking_uri)})")
     # What Workbench had ready before the script started: ./outputs and the share directory.

@@ -54,10 +54,47 @@ def journals(directory: str | None = None) -> list[str]:
 
 def sync(directory: str | None = None, dry_run: bool = False,
          give_up_after: float = 30.0) -> list[SyncResult]:
-    """Replay every journal in ``directory`` (default ``$AZML_HOME/journal``)."""
+    """Replay every journal in ``directory`` (default ``$AZML_HOME/journal``).
+
+    Journals of the processes that create their run come first; then those of forked children
+    that log to a run their parent was to create (found by the parent's key). A child's run
+    still missing then (its parent's journal is gone) is created from the child's journal, so
+    nothing is lost; but while the parent's journal is in use or could not be delivered, its
+    children wait for the next sync rather than race their parent to create the run.
+    """
     if not dry_run:
         _remove_partials(directory or journal_dir())
-    return [sync_one(path, dry_run, give_up_after) for path in journals(directory)]
+    owners, members = [], []
+    for path in journals(directory):
+        meta = _peek(path)
+        is_member = meta.get("owned") is False and not meta.get("run_id") and meta.get("run_key")
+        (members if is_member else owners).append((path, meta.get("run_key")))
+    results, waiting = [], set()
+    for path, key in owners:
+        result = sync_one(path, dry_run, give_up_after)
+        if not result.ok and key:
+            waiting.add(key)
+        results.append(result)
+    for path, key in members:
+        if key in waiting:
+            results.append(SyncResult(journal=path, skipped=(
+                "waiting for the journal of the process that creates its run")))
+        else:
+            results.append(sync_one(path, dry_run, give_up_after))
+    return results
+
+
+def _peek(path: str) -> dict:
+    """A journal's meta without locking it; {} if it cannot be read (sync_one reports why)."""
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1)
+        try:
+            rows = db.execute("SELECT key, value FROM meta").fetchall()
+        finally:
+            db.close()
+        return {k: json.loads(v) for k, v in rows}
+    except (sqlite3.Error, ValueError, OSError):
+        return {}
 
 
 def _remove_partials(directory: str) -> None:
@@ -132,9 +169,12 @@ def _replay(journal: Journal, result: SyncResult, dry_run: bool, give_up_after: 
     last_write_ms = int(journal.mtime() * 1000)  # about when its process last logged
     if dry_run or (not result.pending and not (owned_and_abandoned and result.run_id)):
         return
+    # With no run id journaled, the run is looked up by its key and created if missing: by
+    # an owner's journal, or by a forked child's once its parent's journal was replayed.
     spec = RunSpec(tracking_uri=uri, experiment_name=meta["experiment_name"],
                    run_id=meta.get("run_id"), start_time_ms=meta.get("start_time_ms") or 0,
-                   tags=meta.get("tags") or {})
+                   tags=meta.get("tags") or {}, run_key=meta.get("run_key"),
+                   owned=not meta.get("run_id"))
 
     def remember(run_id: str) -> None:
         journal.set_meta(run_id=run_id)

@@ -261,3 +261,41 @@ def case_pending_memory(store, dead_uri: str) -> dict:
                         for f in files)
     result["journal_mb"] = journal_bytes / 2**20
     return result
+
+
+# -- case 7: forking right after the logger exists -----------------------------------------------
+POOL = """
+from concurrent.futures import ProcessPoolExecutor
+import multiprocessing as mp
+{import_line}
+
+def work(i):
+    {log_line}
+    return sum(j * j for j in range(20_000))
+
+if __name__ == "__main__":
+    start = time.perf_counter()
+    with ProcessPoolExecutor(4, mp_context=mp.get_context("fork")) as pool:
+        results = list(pool.map(work, range(16)))
+        mapped = time.perf_counter() - start
+    emit(pool_s=mapped, with_shutdown_s=time.perf_counter() - start)
+"""
+
+
+def case_fork_pool(store, dead_uri: str, repeat: int = 3) -> dict:
+    """A ProcessPoolExecutor of 4 started right after ``get_azureml_logger()`` (workers log
+    one value per task): seconds from starting the pool to all 16 results, against the same
+    script without the logger; with the server up and with it down."""
+    plain = POOL.format(import_line="", log_line="pass")
+    ours = POOL.format(
+        import_line="from azureml.logging import get_azureml_logger\nlogger = get_azureml_logger()",
+        log_line='logger.log("task", i)')
+    out = {}
+    for name, env in (("up", child_env(store)),
+                      ("down", child_env(store, MLFLOW_TRACKING_URI=dead_uri, AZML_FLUSH_TIMEOUT=1))):
+        base = statistics.median(run_child(plain, env)["pool_s"] for _ in range(repeat))
+        timed = statistics.median(run_child(ours, env)["pool_s"] for _ in range(repeat))
+        out[name] = {"plain_s": base, "ours_s": timed, "overhead_s": timed - base}
+    # The one local wait a fork may have: the parent's MLflow import, if still under way.
+    out["mlflow_import_s"] = _import_seconds("import mlflow", child_env(store), repeat)
+    return out

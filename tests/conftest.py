@@ -42,7 +42,7 @@ os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.g
 # Variables that would point a child process somewhere other than where the test says.
 _SCRUBBED = ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID",
              "AZML_FLUSH_TIMEOUT", "AZML_MAX_OUTPUT_BYTES", "AZML_UPLOAD_OUTPUTS", "AZML_HOME",
-             "AZML_MAX_JOURNAL_BYTES", "AZUREML_NATIVE_SHARE_DIRECTORY")
+             "AZML_MAX_JOURNAL_BYTES", "AZUREML_NATIVE_SHARE_DIRECTORY", "AZML_HTTP_TIMEOUT")
 
 
 def clean_env(**extra) -> dict:

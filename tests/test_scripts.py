@@ -163,7 +163,7 @@ def test_forked_child_logs_to_the_same_run(store):
         pid = os.fork()
         if pid == 0:
             child = get_azureml_logger()
-            assert child is not logger
+            assert child is logger  # the object the script holds, now logging from the child
             child.log("child", 2)
             child.log("child", 3)
             child.flush(60)
