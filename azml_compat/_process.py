@@ -88,6 +88,7 @@ def _before_fork() -> None:
     session = _session()
     if session is None:
         return
+    session.share()  # parent and child now log to one run: steps from a shared allocator
     if session.run.run_id is None:
         session.run.wait(FORK_RUN_WAIT)
     # A child forked while one of our threads is inside SQLite or MLflow can hang on a lock

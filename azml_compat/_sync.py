@@ -20,6 +20,7 @@ from ._dispatcher import SEND_WINDOW
 from ._journal import Journal, JournalLocked
 from ._sender import Sender
 from ._session import KILLED
+from ._steps import SharedSteps
 from ._store import RunSpec
 
 log = logging.getLogger("azml")
@@ -98,8 +99,13 @@ def _replay(journal: Journal, result: SyncResult, dry_run: bool, give_up_after: 
         result.run_id = run_id
 
     sender = Sender(spec, on_run=remember, give_up_after=give_up_after)
+    shared = SharedSteps.from_meta(os.path.join(os.path.dirname(os.path.dirname(journal.path)), "steps"), meta)
+    if shared is not None and shared.from_store:
+        shared.raise_floors(sender.last_steps())
     settled = 0
     while records := journal.pending(0, SEND_WINDOW):
+        if shared is not None:
+            records = shared.apply(journal, records, sender.run_id)
         for upto, errors in sender.deliver(records):
             journal.settle(upto, errors)
             result.rejected += len(errors or ())
