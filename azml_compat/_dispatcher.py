@@ -21,6 +21,7 @@ import threading
 import time
 
 from ._config import DEFAULT_WAIT_TIMEOUT, redact_text
+from ._steps import SharedSteps
 
 log = logging.getLogger("azml")
 
@@ -112,6 +113,22 @@ class Dispatcher:
         self.fatal: BaseException | None = None  # why the sender could not even start
         self.blocked: BaseException | None = None  # credentials refused: waiting cannot help
         self._told_blocked = False
+        # Steps of a run shared with other processes (``_steps``); None while this process
+        # has its run to itself and the step taken at the log() call is final.
+        self.shared: SharedSteps | None = None
+
+    def share(self, directory: str, floors: dict | None = None, from_store: bool = False) -> None:
+        """From the next record on, steps come from the run's machine-wide allocator (a fork
+        happened, or the run was attached). ``floors``: the first step each name may take;
+        default, the steps this process has given so far."""
+        with self._lock:
+            if self.shared is not None:
+                return
+            shared = SharedSteps(directory, self._seq + 1,
+                                 dict(self.steps) if floors is None else floors,
+                                 from_store=from_store)
+            self.shared = shared
+        self.journal.set_meta(**shared.meta())
 
     def start(self) -> "Dispatcher":
         """Start the journal and sender threads (after the owner holds on to this object)."""
@@ -336,6 +353,12 @@ class Dispatcher:
             # Keep the records for `azml sync`; only the handles learn of the failure.
             self._complete(records[-1][0], {r[0]: self.fatal for r in records}, settle=False)
             return
+        shared = self.shared
+        if shared is not None:
+            if shared.from_store:
+                shared.raise_floors(sender.last_steps())
+            with sender.gate:  # the allocator is SQLite: a fork must not split a call
+                records = shared.apply(self.journal, records, sender.run_id)
         for upto, errors in sender.deliver(records):
             self._complete(upto, errors)
 

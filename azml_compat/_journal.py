@@ -248,6 +248,21 @@ class Journal:
             shutil.rmtree(os.path.dirname(copy), ignore_errors=True)
         return deleted
 
+    def update_steps(self, updates, final_upto: int) -> None:
+        """Final steps ``[(step, seq)]`` of a shared run, and how far they now reach."""
+        with self._lock:
+            if self._db is None:
+                return
+            self._db.execute("BEGIN")
+            try:
+                self._db.executemany("UPDATE records SET step = ? WHERE seq = ?", updates)
+                self._db.execute("INSERT OR REPLACE INTO meta VALUES ('final_upto', ?)",
+                                 (json.dumps(final_upto),))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
     def counts(self) -> dict:
         """Undelivered records by kind, and the number rejected."""
         with self._lock:
@@ -397,6 +412,12 @@ class MemoryJournal:
             while self._records and self._records[0][0] <= upto:
                 self._records.popleft()
 
+    def update_steps(self, updates, final_upto: int) -> None:
+        steps = dict((seq, step) for step, seq in updates)
+        with self._lock:
+            self._records = collections.deque(
+                (*r[:5], steps[r[0]]) if r[0] in steps else r for r in self._records)
+
     def size(self) -> int:
         return 0
 
@@ -448,6 +469,13 @@ class SpilledJournal:
         except sqlite3.Error:
             pass
         self.memory.settle(upto, errors)
+
+    def update_steps(self, updates, final_upto: int) -> None:
+        try:
+            self.disk.update_steps(updates, final_upto)
+        except sqlite3.Error:
+            pass
+        self.memory.update_steps(updates, final_upto)
 
     def size(self) -> int:
         return self.disk.size()

@@ -209,6 +209,7 @@ def _before_fork() -> None:
     session = _session()
     if session is None:
         return
+    session.share()  # parent and child now log to one run: steps from a shared allocator
     # A child forked while one of our threads is inside SQLite (or importing MLflow) can hang
     # on a lock it inherits held (seen: in sqlite3.connect, and on MLflow's store-building
     # lock during migrations). HTTP calls are not waited for.

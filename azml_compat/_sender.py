@@ -173,6 +173,9 @@ class Sender:
             first, second = batch.split()
             return {**self._send_batch(first), **self._send_batch(second)}
 
+    def last_steps(self) -> dict:
+        return self._retry(lambda: self.store.last_steps(self.run_id), "read the run's steps")
+
     def end_run(self, status: str, end_time_ms: int) -> None:
         self._retry(lambda: self.store.end_run(self.run_id, status, end_time_ms), "end the run")
 

@@ -99,11 +99,23 @@ class Session:
             fallback=self._spill,
             max_journal_bytes=settings.max_journal_bytes, steps=steps,
             wait_timeout=settings.wait_timeout, store=redact(spec.tracking_uri))
+        if not spec.owned and main:
+            # Attached to a run others may log to: continue after the steps it already has.
+            self.dispatcher.share(self.steps_dir, floors={}, from_store=True)
         self.dispatcher.start()  # its sender thread calls back into self.dispatcher
         self._closed = False
         self._ended = False  # outputs/ and the end record are queued
         if main:
             os.makedirs(settings.outputs_dir, exist_ok=True)
+
+    @property
+    def steps_dir(self) -> str:
+        """Where the step allocators of shared runs live: ``$AZML_HOME/steps``."""
+        return os.path.join(os.path.dirname(self.settings.journal_dir), "steps")
+
+    def share(self) -> None:
+        """Before a fork: the run is shared from now on (see ``_steps``)."""
+        self.dispatcher.share(self.steps_dir)
 
     # -- the journal ---------------------------------------------------------------------------
     def _open_journal(self):
@@ -164,8 +176,13 @@ class Session:
         spec = RunSpec(**{**self.spec.__dict__, "run_id": self.run.run_id, "owned": False})
         keys = KeyMap()
         keys.known, keys._owners = dict(self.keys.known), dict(self.keys._owners)
-        return Session(self.settings, spec, steps=dict(self.dispatcher.steps), keys=keys,
-                       main=False, unsafe=unsafe)
+        child = Session(self.settings, spec, steps=dict(self.dispatcher.steps), keys=keys,
+                        main=False, unsafe=unsafe)
+        shared = self.dispatcher.shared
+        child.dispatcher.share(self.steps_dir,
+                               floors=shared.floors if shared else dict(self.dispatcher.steps),
+                               from_store=shared.from_store if shared else False)
+        return child
 
     # -- helpers for the logger's hot path -------------------------------------------------
     def new_key(self, name: str) -> str:

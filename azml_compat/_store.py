@@ -239,6 +239,11 @@ class MlflowStore:
     def _create_experiment(self, name: str) -> str:
         return self.client.create_experiment(name)
 
+    def last_steps(self, run_id: str) -> dict:
+        """``{key: highest step}`` of every metric the run has."""
+        metrics = self.client.get_run(run_id).data._metric_objs  # the latest point of each key
+        return {m.key: m.step for m in metrics}
+
     def log_batch(self, run_id: str, metrics: list, tags: list) -> None:
         from mlflow.entities import Metric, RunTag
 
@@ -388,6 +393,10 @@ class RestStore(MlflowStore):
 
     def _create_experiment(self, name: str) -> str:
         return self._call("/api/2.0/mlflow/experiments/create", body={"name": name})["experiment_id"]
+
+    def last_steps(self, run_id: str) -> dict:
+        run = self._call("/api/2.0/mlflow/runs/get", "GET", {"run_id": run_id})["run"]
+        return {m["key"]: int(m.get("step", 0)) for m in run.get("data", {}).get("metrics", [])}
 
     def log_batch(self, run_id: str, metrics: list, tags: list) -> None:
         body = {

@@ -24,6 +24,7 @@ from ._dispatcher import SEND_WINDOW
 from ._journal import Journal, JournalLocked
 from ._sender import Sender
 from ._session import KILLED
+from ._steps import SharedSteps
 from ._store import RunSpec
 
 log = logging.getLogger("azml")
@@ -181,11 +182,17 @@ def _replay(journal: Journal, result: SyncResult, dry_run: bool, give_up_after: 
         result.run_id = run_id
 
     sender = Sender(spec, on_run=remember, give_up_after=give_up_after)
+    steps_dir = os.path.join(os.path.dirname(os.path.dirname(journal.path)), "steps")
+    shared = SharedSteps.from_meta(steps_dir, meta)
+    if shared is not None and shared.from_store:
+        shared.raise_floors(sender.last_steps())
     # Counted as the journal confirms it: records deleted after delivery. On a full disk the
     # delete can fail; those records stay (sent again by the next sync, harmlessly) and are
     # not counted, so the counts of successive syncs add up to what the journal held.
     after, unsettled, waiting = 0, None, {}
     while records := journal.pending(after, SEND_WINDOW):
+        if shared is not None:
+            records = shared.apply(journal, records, sender.run_id)
         for upto, errors in sender.deliver(records):
             waiting.update(errors or {})
             try:
