@@ -202,21 +202,22 @@ class Session:
         if self._closed:
             return True
         files = []
-        if not self._ended:
-            self._ended = True
-            upload_outputs = self.main and os.environ.get("AZML_UPLOAD_OUTPUTS", "1") != "0"
-            if upload_outputs:
-                files, skipped = scan(self.settings.outputs_dir, self.settings.max_output_bytes)
-                warn_skipped(skipped, self.settings.max_output_bytes)
-                files = [(self.dispatcher.put(FILE, d, p), size) for d, p, size in files]
-            if self.main and self.spec.owned:
-                self.dispatcher.put(END, self.status, now_ms())
         interrupted = None
         try:
+            if not self._ended:
+                self._ended = True
+                upload_outputs = self.main and os.environ.get("AZML_UPLOAD_OUTPUTS", "1") != "0"
+                if upload_outputs:
+                    files, skipped = scan(self.settings.outputs_dir, self.settings.max_output_bytes)
+                    warn_skipped(skipped, self.settings.max_output_bytes)
+                    files = [(self.dispatcher.put(FILE, d, p), size) for d, p, size in files]
+                if self.main and self.spec.owned:
+                    self.dispatcher.put(END, self.status, now_ms())
             delivered = self._wait(files)
         except (KeyboardInterrupt, SystemExit) as exc:
-            # Ctrl-C or SIGTERM while the exit waits for a slow store: stop waiting, keep
-            # everything in the journal and say so; the caller exits 130/143.
+            # Ctrl-C or SIGTERM anywhere in the exit (while outputs/ is scanned or while it
+            # waits for a slow store): stop, keep everything in the journal and say so; the
+            # caller exits 130/143. Without an end record, `azml sync` ends the run KILLED.
             interrupted, delivered = exc, False
             _default_on_second_ctrl_c()
         if not final and delivered and interrupted is None and self.dispatcher.fatal is None:
