@@ -60,6 +60,21 @@ class MlflowServer(LocalServer):
         self.env = clean_env(MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false", **(env or {}))
 
 
+def serve_loopback(handler):
+    """``(server, url)``: a threaded HTTP server for ``handler`` on a free 127.0.0.1 port,
+    serving in a daemon thread (the tests' proxies in front of a real mlflow server)."""
+    import http.server
+    import socketserver
+    import threading
+
+    class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+        daemon_threads = True
+
+    server = Server(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
 @pytest.fixture(autouse=True)
 def azml_home(tmp_path, monkeypatch) -> Path:
     """In-process loggers journal under the test's own folder, never in ~/.azml."""

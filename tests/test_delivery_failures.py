@@ -5,7 +5,6 @@ import http.server
 import json
 import os
 import signal
-import socketserver
 import sqlite3
 import stat
 import subprocess
@@ -20,7 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import MlflowServer, Store, free_port
+from conftest import MlflowServer, Store, free_port, serve_loopback
 
 HEADER = "from azureml.logging import get_azureml_logger\n"
 BAD_NAMES = ["x" * 300 + ".txt", "model", "model/w.bin", "%2e%2e/notes.txt"]
@@ -192,12 +191,7 @@ class HtmlProxy:
 
             do_GET = do_POST = do_PUT = _forward
 
-        class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
-            daemon_threads = True
-
-        self.server = Server(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server, self.url = serve_loopback(Handler)
 
     def close(self):
         self.hung.set()

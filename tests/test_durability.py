@@ -3,7 +3,6 @@
 import http.server
 import os
 import signal
-import socketserver
 import sqlite3
 import subprocess
 import sys
@@ -14,7 +13,7 @@ import time
 import pytest
 import requests
 
-from conftest import MlflowServer, Store, clean_env
+from conftest import MlflowServer, Store, clean_env, serve_loopback
 
 HEADER = "from azureml.logging import get_azureml_logger\n"
 
@@ -214,12 +213,7 @@ class FlakyProxy:
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _forward
 
-        class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
-            daemon_threads = True
-
-        self.server = Server(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server, self.url = serve_loopback(Handler)
 
     def close(self):
         self.server.shutdown()

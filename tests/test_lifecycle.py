@@ -3,7 +3,6 @@
 import http.server
 import os
 import signal
-import socketserver
 import subprocess
 import sys
 import textwrap
@@ -13,7 +12,7 @@ import time
 import pytest
 import requests
 
-from conftest import MlflowServer, Store, free_port
+from conftest import MlflowServer, Store, free_port, serve_loopback
 
 HEADER = "from azureml.logging import get_azureml_logger\n"
 
@@ -237,12 +236,7 @@ class SlowCreateProxy:
 
             do_GET = do_POST = do_PUT = _forward
 
-        class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
-            daemon_threads = True
-
-        self.server = Server(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server, self.url = serve_loopback(Handler)
 
     def close(self):
         self.server.shutdown()
@@ -324,13 +318,17 @@ def test_a_signal_during_the_exit_flush_exits_with_its_code_and_keeps_the_journa
     proc = subprocess.Popen([sys.executable, str(path)], cwd=workdir,
                             env=store.env(AZML_FLUSH_TIMEOUT=300, HOME=workdir),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert proc.stdout.readline().strip() == "exiting"
-    # A signal handled while the marker hook is still returning would end Python's threading
-    # shutdown before our hook runs (it is not ours to catch): give our hook time to start
-    # waiting. What is tested is a signal while the exit waits for the store.
-    time.sleep(0.5)
-    proc.send_signal(sig)
-    _, err = proc.communicate(timeout=120)
+    try:
+        assert proc.stdout.readline().strip() == "exiting"
+        # A signal handled while the marker hook is still returning would end Python's
+        # threading shutdown before our hook runs (it is not ours to catch): give our hook
+        # time to start waiting. What is tested is a signal while the exit waits for the store.
+        time.sleep(0.5)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:  # a failure must not leave it waiting out its 300 s flush
+            proc.kill()
     assert proc.returncode == code, err
     assert "Traceback" not in err, err
     assert "not delivered" in err and "interrupted" in err and "azml sync" in err
