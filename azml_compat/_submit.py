@@ -3,11 +3,9 @@ keeps its output as ``driver_log.txt``, uploads ``outputs/`` and sets the status
 code (the script's own logger cannot see ``sys.exit(n)``), all through the library's journal."""
 from __future__ import annotations
 
-import glob
 import logging
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -91,17 +89,17 @@ def submit(script: str, args, out=None, err=None) -> Submitted:
            "MLFLOW_TRACKING_URI": settings.tracking_uri, "AZML_UPLOAD_OUTPUTS": "0",
            "PYTHONUNBUFFERED": "1"}
     code = 1  # if the script cannot even start: Failed
-    log_path = _driver_log_path(session)
-    try:
-        code = _run_teed(command(script, args), env, log_path, out, err)
-    finally:
-        # The log first, then outputs/ and the end (Session.close): all in one ordered journal.
-        session.dispatcher.put(FILE, "", log_path)
-        session.status = status_of(code)
-        delivered = session.close()
-        if delivered:
-            _remove(log_path)
-        # Otherwise the journal's FILE record still names the log: it stays for `azml sync`.
+    with tempfile.TemporaryDirectory(prefix="azml-submit-") as tmp:
+        log_path = os.path.join(tmp, DRIVER_LOG)
+        try:
+            code = _run_teed(command(script, args), env, log_path, out, err)
+        finally:
+            # The log first, then outputs/ and the end (Session.close): one ordered journal.
+            # A log not delivered by then is copied into the journal when it closes (like any
+            # file record), so the temporary one can go.
+            session.dispatcher.put(FILE, "", log_path)
+            session.status = status_of(code)
+            delivered = session.close()
     _say(err, f"azml: run {run_id} ended {STATUS[status_of(code)]} (exit code {exit_code(code)})")
     return Submitted(run_id, exit_code(code), delivered)
 
@@ -159,40 +157,6 @@ class _HoldWarnings(logging.Filter):
         args = record.args if isinstance(record.args, tuple) else ()
         self.last = str(args[-1]) if args else record.getMessage()
         return False
-
-
-def _driver_log_path(session: Session) -> str:
-    """Where the script's output is kept until delivered: beside the journal that names it
-    (``azml sync`` reads it from there if the store was away), else a private temp folder."""
-    journal = session.dispatcher.journal.path
-    if journal:
-        _sweep_delivered_logs(os.path.dirname(journal))
-        try:
-            folder = os.path.abspath(journal[:-3] + ".submit")  # the upload keeps the file name
-            os.mkdir(folder, 0o700)
-            return os.path.join(folder, DRIVER_LOG)
-        except OSError:
-            pass
-    return os.path.join(tempfile.mkdtemp(prefix="azml-submit-"), DRIVER_LOG)
-
-
-def _sweep_delivered_logs(folder: str) -> None:
-    """Remove the logs kept for journals that ``azml sync`` has since delivered (and deleted).
-
-    A log's folder is made only while its journal exists, and a journal is deleted only once
-    everything in it was delivered, so a folder without its journal is no longer needed.
-    """
-    for kept in glob.glob(os.path.join(glob.escape(folder), "*.submit")):
-        if not os.path.exists(kept[:-len(".submit")] + ".db"):
-            shutil.rmtree(kept, ignore_errors=True)
-
-
-def _remove(path: str) -> None:
-    try:
-        os.unlink(path)
-        os.rmdir(os.path.dirname(path))
-    except OSError:
-        pass
 
 
 def _say(stream, line: str) -> None:
