@@ -11,5 +11,5 @@ from ._dispatcher import Handle
 from ._logger import AzureMLLogger
 from ._process import get_azureml_logger
 
-__version__ = "0.1.0"
+from ._version import __version__
 __all__ = ["AzureMLLogger", "Handle", "get_azureml_logger", "__version__"]

@@ -1,28 +1,15 @@
 """Records -> the fewest MLflow requests that stay inside ``log_batch``'s limits.
 
-A record is a tuple ``(seq, kind, ...)``:
-
-* ``(seq, METRIC, key, value, timestamp_ms, step)``
-* ``(seq, SERIES, key, [values], timestamp_ms, first_step)``
-* ``(seq, TAG, key, value)``
-* ``(seq, ARTIFACT, artifact_path, data)``      content given to ``upload()``
-* ``(seq, FILE, artifact_dir, local_path)``     a file from ``outputs/``
-* ``(seq, END, status, end_time_ms)``           the run ends
-
-Metrics and tags are coalesced, in order, into batches; anything else travels alone and
+Records are the tuples described in ``_records``. Metrics and tags are coalesced, in order, into batches; anything else travels alone and
 closes the batch before it, so the store sees records in the order they were logged.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-METRIC, SERIES, TAG, ARTIFACT, FILE, END = "metric", "series", "tag", "artifact", "file", "end"
+from ._records import (ARTIFACT, END, FILE, MAX_BYTES, MAX_ENTITIES, MAX_METRICS,  # noqa: F401
+                       MAX_TAGS, METRIC, SERIES, TAG)
 
-# MLflow's log_batch limits (mlflow/utils/validation.py), with a margin on the byte size.
-MAX_METRICS = 1000
-MAX_TAGS = 100
-MAX_ENTITIES = 1000
-MAX_BYTES = 900_000
 _METRIC_OVERHEAD = 80  # JSON framing of one metric: value, timestamp, step, field names
 _TAG_OVERHEAD = 30
 

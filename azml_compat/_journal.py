@@ -25,7 +25,7 @@ import shutil
 import sqlite3
 import threading
 
-from ._batching import ARTIFACT, END, FILE, METRIC, SERIES, TAG
+from ._records import ARTIFACT, END, FILE, METRIC, SERIES, TAG
 from ._config import redact_text
 
 log = logging.getLogger("azml")
@@ -350,7 +350,7 @@ class Journal:
         ``<journal>.files/<seq>/<name>`` (the name is the artifact's). A hard link would not do:
         ``open(path, "w")`` truncates the same inode. Called with the lock held.
         """
-        from ._store import open_source  # no MLflow: a plain file helper
+        from ._stores.base import open_source  # no MLflow: a plain file helper
 
         rows = self._db.execute("SELECT seq, text FROM records WHERE kind = ?", (FILE,)).fetchall()
         for seq, source in rows:

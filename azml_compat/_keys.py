@@ -22,9 +22,9 @@ import posixpath
 import re
 import threading
 
-MAX_KEY = 250
+from ._records import MAX_KEY
+
 MAX_MAPPED_KEY = 240  # leaves room for the "azml.name." tag prefix
-NAME_TAG_PREFIX = "azml.name."
 
 _VALID = re.compile(r"^[/\w.\- :]*$")
 _INVALID_CHAR = re.compile(r"[^/\w.\- :]")

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import time
 
-from ._batching import ARTIFACT, METRIC, SERIES, TAG
+from ._records import ARTIFACT, MAX_TAG_VALUE, METRIC, SERIES, TAG
 from ._config import redact
 from ._dispatcher import DoneHandle, Handle
 from ._paths import clean_artifact_path
-from ._session import MAX_TAG_VALUE, Session
+from ._session import Session
 from ._values import DOCUMENT, NOTHING, POINT, SERIES as SERIES_VALUE, TEXT, classify, encode_text, to_float
 
 _time_ns = time.time_ns

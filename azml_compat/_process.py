@@ -15,7 +15,8 @@ import time
 
 from ._config import Settings
 from ._logger import AzureMLLogger
-from ._session import FAILED, KILLED, Session, run_spec
+from ._records import FAILED, KILLED
+from ._session import Session, run_spec
 
 _lock = threading.Lock()
 _logger: AzureMLLogger | None = None

@@ -19,7 +19,9 @@ from concurrent.futures import Future
 
 from ._batching import ARTIFACT, END, FILE, Batch, pack
 from ._config import redact, redact_text
-from ._store import RUN_KEY_TAG, RunSpec, connect, http_status, is_run_level, is_transient
+from ._records import RUN_KEY_TAG, RunSpec
+from ._stores import connect
+from ._stores.base import http_status, is_run_level, is_transient
 
 log = logging.getLogger("azml")
 

@@ -11,18 +11,15 @@ import sys
 import time
 import uuid
 
-from ._batching import END, FILE, TAG
 from ._config import Settings, redact, redact_text
 from ._dispatcher import Dispatcher, exit_message
 from ._journal import Journal, MemoryJournal, SpilledJournal
-from ._keys import NAME_TAG_PREFIX, KeyMap
+from ._keys import KeyMap
 from ._outputs import ProgressBar, scan, warn_skipped
 from ._sender import ForkGate, RunReady, Sender
-from ._store import RUN_KEY_TAG, RunSpec
+from ._records import END, FILE, FINISHED, MAX_TAG_VALUE, NAME_TAG_PREFIX, RUN_KEY_TAG, TAG, RunSpec
 from ._workbench_env import process_start_ms, script_identity
 
-FINISHED, FAILED, KILLED = "FINISHED", "FAILED", "KILLED"
-MAX_TAG_VALUE = 8000
 log = logging.getLogger("azml")
 
 

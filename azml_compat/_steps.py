@@ -25,7 +25,7 @@ import os
 import sqlite3
 import threading
 
-from ._batching import METRIC, SERIES
+from ._records import METRIC, SERIES
 
 _SCHEMA = "CREATE TABLE IF NOT EXISTS steps (key TEXT PRIMARY KEY, next INTEGER NOT NULL)"
 

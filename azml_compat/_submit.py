@@ -15,12 +15,12 @@ import time
 from typing import NamedTuple
 import uuid
 
-from ._batching import FILE
 from ._config import Settings, redact
-from ._history import DRIVER_LOG, STATUS, unreachable
-from ._session import FAILED, FINISHED, KILLED, Session, now_ms, script_tags
+from ._query import unreachable
+from ._runs import DRIVER_LOG, STATUS
+from ._session import Session, now_ms, script_tags
 from ._sender import _describe
-from ._store import RunSpec
+from ._records import FAILED, FILE, FINISHED, KILLED, RunSpec
 from ._workbench_env import prepare
 
 # Exit codes a shell gives a process ended by SIGINT, SIGKILL or SIGTERM.

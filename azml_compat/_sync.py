@@ -23,9 +23,8 @@ from ._config import journal_dir, redact
 from ._dispatcher import SEND_WINDOW
 from ._journal import Journal, JournalLocked
 from ._sender import Sender
-from ._session import KILLED
 from ._steps import SharedSteps
-from ._store import RunSpec
+from ._records import KILLED, RunSpec
 
 log = logging.getLogger("azml")
 

@@ -11,7 +11,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from azml_compat._localserver import LocalServer, free_port
+from localserver import LocalServer, free_port
 
 from . import cases
 

@@ -24,7 +24,7 @@ import tempfile
 import time
 import uuid
 
-from azml_compat._localserver import LocalServer
+from localserver import LocalServer
 
 EXPERIMENT = "bench"
 SEARCH_PAGE = """
@@ -76,7 +76,7 @@ def _timed(cmd, env, repeat: int) -> tuple[float, bytes]:
 
 def measure(n_runs: int = 10_000, repeat: int = 3) -> dict:
     """Seed, serve, time; every figure in seconds (medians of ``repeat``)."""
-    from azml_compat._history import DEFAULT_MAX
+    from azml_compat._query import DEFAULT_MAX
 
     azml = shutil.which("azml") or sys.exit("azml is not installed: pip install -e .")
     with tempfile.TemporaryDirectory(prefix="azml-bench-") as tmp:

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from azml_compat._keys import NAME_TAG_PREFIX, sanitize
+from azml_compat._keys import sanitize
+from azml_compat._records import NAME_TAG_PREFIX
 from azml_compat.cli import main
 
 AZML = shutil.which("azml")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from azml_compat._localserver import LocalServer, free_port  # noqa: F401 - re-exported to tests
+from localserver import LocalServer, free_port  # noqa: F401 - re-exported to tests
 
 REPO = Path(__file__).resolve().parent.parent
 # Nothing the suite runs may write to the real home (journals in ~/.azml, Workbench's share

@@ -118,7 +118,7 @@ def test_one_artifact_upload_attempt_is_bounded_on_a_hung_server(tmp_path):
     listener.bind(("127.0.0.1", 0))
     listener.listen(50)
     url = f"http://127.0.0.1:{listener.getsockname()[1]}"
-    from azml_compat._store import RestStore
+    from azml_compat._stores.rest import RestStore
 
     store = RestStore(url)
     store.TIMEOUT = 2

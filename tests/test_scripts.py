@@ -235,6 +235,8 @@ def test_wheel_installs_cli_inside_azml_compat(tmp_path):
     assert "azml_compat/cli/__init__.py" in names
     assert "azureml/logging/__init__.py" in names
     assert not any(n.startswith("cli/") for n in names)
+    assert "azml_compat/_stores/rest.py" in names  # the backends subpackage is shipped
+    assert not any("localserver" in n for n in names)  # test tooling stays out of the wheel
 
 
 def test_import_does_not_import_mlflow():

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from azml_compat._history import History
+from azml_compat._query import History
 from azml_compat._submit import submit as run_script
 
 from ._output import emit, output_options

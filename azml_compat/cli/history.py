@@ -6,7 +6,9 @@ import sys
 
 import click
 
-from azml_compat._history import DEFAULT_MAX, RUN_FIELDS, History, HistoryError
+from azml_compat._query import DEFAULT_MAX, History, HistoryError
+from azml_compat._registry import promote as register
+from azml_compat._runs import RUN_FIELDS
 
 from ._output import generic_table, rendered, series_rows, table
 
@@ -128,5 +130,5 @@ def compare(run_ids):
 @rendered()
 def promote(run_id, prefix, name):
     """Register an artifact as a new model version; writes assets/NAME.link."""
-    return History().promote(run_id, prefix, name)
+    return register(History(), run_id, prefix, name)
 

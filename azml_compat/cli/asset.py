@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import click
 
-from azml_compat._history import History, read_link
+from azml_compat._query import History
+from azml_compat._registry import download_asset, read_link
 
 from ._output import rendered
 
@@ -27,4 +28,4 @@ def download(link_file, name, version, directory, overwrite):
     if link_file is not None:
         name, linked = read_link(link_file)
         version = version or linked
-    return History().download_asset(name, version, directory, overwrite)
+    return download_asset(History(), name, version, directory, overwrite)

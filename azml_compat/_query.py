@@ -1,45 +1,28 @@
-"""Run history for the ``azml`` CLI: MLflow runs as Workbench's flattened run dicts.
+"""Run history for the ``azml`` CLI: queries against one tracking store.
 
-The CLI formats; this module fetches. Everything returned is plain JSON-ready data. A run dict
-holds each metric's latest value (and each user tag, i.e. a string the script logged) under its
-original Workbench name, then the fields in ``RUN_FIELDS``. ``run_number`` is the run's start
-time in milliseconds: it grows with every run of an experiment like Workbench's counter did,
-and costs nothing (MLflow cannot count runs without fetching them all).
+The CLI formats; this module fetches, returning plain JSON-ready data (shaped by ``_runs``).
 """
 from __future__ import annotations
 
 import json
-import math
 import os
 import posixpath
 import re
 import shutil
 import tempfile
-import time
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from types import SimpleNamespace
 
 from ._config import Settings, redact, tracking_uri
-from ._keys import NAME_TAG_PREFIX
 from ._paths import clean_artifact_path
+from ._records import NAME_TAG_PREFIX
+from ._runs import DRIVER_LOG, Page, _document_value, _number, _run_from_json, fields, rows, values
 
-RUN_FIELDS = ("run_id", "run_number", "name", "script_name", "status", "created_utc",
-              "start_time_utc", "end_time_utc", "duration", "experiment_id", "target", "user_id",
-              "properties", "attachments")
-STATUS = {"RUNNING": "Running", "SCHEDULED": "Queued", "FINISHED": "Completed",
-          "FAILED": "Failed", "KILLED": "Canceled"}
 DEFAULT_MAX = 100
 PAGE = 1000  # runs per search request
 ORDER = ["attributes.start_time DESC"]
-DRIVER_LOG = "driver_log.txt"
 ALIASES = {"driver_log": DRIVER_LOG}  # Workbench's attachment names
-# Documents (dict, DataFrame, list of str) in `info`/`last`: shown whole up to this many
-# characters of JSON, else as a preview of DOCUMENT_PREVIEW characters and the artifact's path;
-# past DOCUMENT_READ_MAX bytes they are not downloaded at all.
-DOCUMENT_INLINE = 1000
-DOCUMENT_PREVIEW = 100
-DOCUMENT_READ_MAX = 1024 * 1024
+DOCUMENT_READ_MAX = 1024 * 1024  # documents past this many bytes are not downloaded at all
 
 
 class HistoryError(Exception):
@@ -55,71 +38,6 @@ def unreachable(uri: str, detail: str) -> str:
 def default_experiment() -> str:
     """The library's choice: ``MLFLOW_EXPERIMENT_NAME``, else the working directory's name."""
     return Settings.from_env().experiment_name
-
-
-def _number(value):
-    return None if isinstance(value, float) and math.isnan(value) else value
-
-
-def _utc(ms):
-    return None if ms is None else datetime.fromtimestamp(ms / 1000, timezone.utc).isoformat()
-
-
-def duration(start_ms, end_ms) -> str | None:
-    """``H:MM:SS.ffffff`` like Workbench (hours may exceed 24)."""
-    if start_ms is None:
-        return None
-    ms = max(0, (end_ms if end_ms is not None else int(time.time() * 1000)) - start_ms)
-    return f"{ms // 3_600_000}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d}.{ms % 1000 * 1000:06d}"
-
-
-def _user_tag(key: str) -> bool:
-    return not key.startswith(("mlflow.", "azml."))
-
-
-def values(run) -> dict:
-    """Latest metric values and logged strings, by original name, sorted by name."""
-    tags = run.data.tags
-    found = {**{k: v for k, v in tags.items() if _user_tag(k)},
-             **{k: _number(v) for k, v in run.data.metrics.items()}}
-    named = {tags.get(NAME_TAG_PREFIX + key, key): value for key, value in found.items()}
-    return dict(sorted(named.items()))
-
-
-def fields(run, attachments=None) -> dict:
-    info, tags = run.info, run.data.tags
-    try:
-        arguments = json.loads(tags["azml.arguments"]) if "azml.arguments" in tags else None
-    except ValueError:
-        arguments = tags["azml.arguments"]
-    script = tags.get("azml.script_name") or posixpath.basename(
-        tags.get("mlflow.source.name", "").replace("\\", "/")) or None
-    end = info.end_time if info.status != "RUNNING" else None
-    return {
-        "run_id": info.run_id,
-        "run_number": info.start_time,
-        "name": info.run_name,
-        "script_name": script,
-        "status": STATUS.get(info.status, str(info.status).title()),
-        "created_utc": _utc(info.start_time),
-        "start_time_utc": _utc(info.start_time),
-        "end_time_utc": _utc(end),
-        "duration": duration(info.start_time, end),
-        "experiment_id": info.experiment_id,
-        "target": "local",
-        "user_id": tags.get("mlflow.user") or info.user_id,
-        "properties": {"params": dict(sorted(run.data.params.items())), "arguments": arguments,
-                       "working_dir": tags.get("azml.working_dir"),
-                       "artifact_uri": info.artifact_uri},
-        "attachments": attachments,
-    }
-
-
-def rows(runs) -> list[dict]:
-    """Flattened runs; a run lacking another run's metric carries ``None`` for it."""
-    found = [values(run) for run in runs]
-    names = sorted({name for row in found for name in row})
-    return [{**{n: row.get(n) for n in names}, **fields(run)} for run, row in zip(runs, found)]
 
 
 class RestSearch:
@@ -193,27 +111,6 @@ class RestError(Exception):
         self.error_code = error_code
 
 
-class Page(list):
-    """One page of runs and the token of the next (MLflow's PagedList, without MLflow)."""
-
-    token = None
-
-
-def _run_from_json(doc: dict):
-    """A REST run document as the attributes ``values``/``fields`` read from an MLflow Run."""
-    info, data = doc["info"], doc.get("data", {})
-    pairs = lambda kind: {i["key"]: i.get("value", "") for i in data.get(kind, [])}  # noqa: E731
-    as_int = lambda value: None if value is None else int(value)  # noqa: E731
-    return SimpleNamespace(
-        info=SimpleNamespace(
-            run_id=info["run_id"], run_name=info.get("run_name"), status=info.get("status"),
-            start_time=as_int(info.get("start_time")), end_time=as_int(info.get("end_time")),
-            experiment_id=info.get("experiment_id"), user_id=info.get("user_id"),
-            artifact_uri=info.get("artifact_uri")),
-        data=SimpleNamespace(metrics={k: float(v) for k, v in pairs("metrics").items()},
-                             params=pairs("params"), tags=pairs("tags")))
-
-
 class History:
     """Queries against one tracking store (``MLFLOW_TRACKING_URI`` or the embedded default)."""
 
@@ -236,7 +133,7 @@ class History:
                                    "(cd to the project folder or set MLFLOW_TRACKING_URI)")
             from mlflow.tracking import MlflowClient
 
-            from ._sqlite import IncompleteDatabase, prepare
+            from ._stores.sqlite import IncompleteDatabase, prepare
 
             try:
                 prepare(self.uri)  # never lets MLflow migrate a half-made file in place
@@ -384,63 +281,6 @@ class History:
             rel = None
         return _fetch_into(directory, overwrite, run_id=run_id, artifact_path=rel,
                            tracking_uri=self.uri)
-
-    # -- model registry -------------------------------------------------------------------
-    def promote(self, run_id: str, prefix: str, name: str, link_dir: str = "assets") -> dict:
-        """Register the artifact ``prefix`` (file or folder) as a new version of model ``name``
-        and write ``<link_dir>/<name>.link``. A missing prefix is an error, before any write."""
-        from mlflow.exceptions import MlflowException
-
-        if not name or os.path.basename(name) != name or name in (".", "..") or "\\" in name:
-            raise HistoryError(f"model name {name!r} must be a plain file name (no folders)")
-        entry = self.artifact(run_id, prefix, what="artifact path")
-        source = self.run(run_id).info.artifact_uri.rstrip("/") + "/" + entry.path
-        try:
-            self.client.create_registered_model(name)
-        except MlflowException as exc:
-            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
-                raise
-        created = self.client.create_model_version(name, source=source, run_id=run_id,
-                                                   await_creation_for=0)  # ready at once
-        version = str(created.version)
-        link = {"assetSource": "mlflow", "name": name, "version": version,
-                "modelUri": f"models:/{name}/{version}", "runId": run_id,
-                "artifactPath": entry.path, "source": source}
-        os.makedirs(link_dir, exist_ok=True)
-        link_file = os.path.join(link_dir, name + ".link")
-        with open(link_file, "w", encoding="utf-8") as fh:
-            json.dump(link, fh, indent=2)
-            fh.write("\n")
-        return {**link, "linkFile": link_file}
-
-    def download_asset(self, name: str, version: str | None, directory: str,
-                       overwrite: bool = False) -> list[str]:
-        """Model version files into ``directory``: ``<directory>/<basename of the artifact>``."""
-        if version is None:
-            found = self.client.search_model_versions(f"name='{name}'")
-            if not found:
-                raise HistoryError(f"registered model {name!r} has no versions in {redact(self.uri)}")
-            version = str(max(int(v.version) for v in found))
-        uri = self.client.get_model_version_download_uri(name, version)
-        return _fetch_into(directory, overwrite, artifact_uri=uri, tracking_uri=self.uri)
-
-
-def _document_value(value, kind: str, size: int, path: str):
-    """The value itself if small, else a preview of its JSON naming the artifact."""
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    if len(text) <= DOCUMENT_INLINE:
-        return value
-    return f"{kind} {text[:DOCUMENT_PREVIEW]}… ({size:,} bytes: artifact {path})"
-
-
-def read_link(path: str) -> tuple[str, str | None]:
-    """``(name, version)`` from an ``assets/<name>.link`` file written by promote (or Workbench)."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            link = json.load(fh)
-        return link["name"], (str(link["version"]) if link.get("version") is not None else None)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise HistoryError(f"cannot read link file {path!r}: {exc}") from exc
 
 
 def _fetch_into(directory: str, overwrite: bool, **download) -> list[str]:

@@ -1,0 +1,56 @@
+"""The record vocabulary: what travels from ``log()`` to the store, and the limits it must fit.
+
+A record is a tuple ``(seq, kind, ...)``; ``seq`` is the dispatcher's sequence number:
+
+* ``(seq, METRIC, key, value, timestamp_ms, step)``
+* ``(seq, SERIES, key, [values], timestamp_ms, first_step)``
+* ``(seq, TAG, key, value)``
+* ``(seq, ARTIFACT, artifact_path, data)``      content given to ``upload()``
+* ``(seq, FILE, artifact_dir, local_path)``     a file from ``outputs/``
+* ``(seq, END, status, end_time_ms)``           the run ends
+
+The journal stores these columns as they are; the batcher packs them into requests.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+METRIC, SERIES, TAG, ARTIFACT, FILE, END = "metric", "series", "tag", "artifact", "file", "end"
+
+# How a run this library started ends (MLflow's RunStatus names).
+FINISHED, FAILED, KILLED = "FINISHED", "FAILED", "KILLED"
+
+# MLflow's limits (mlflow/utils/validation.py): log_batch, keys, tag values.
+MAX_METRICS = 1000
+MAX_TAGS = 100
+MAX_ENTITIES = 1000
+MAX_BYTES = 900_000  # log_batch's 1 MB request limit, with a margin for the JSON framing
+MAX_KEY = 250
+MAX_TAG_VALUE = 8000  # longer tag values are cut by MLflow (MLFLOW_TRUNCATE_LONG_VALUES)
+NAME_MAX = 255  # bytes in one path component on every common file system (ext4, xfs, APFS)
+
+# Tags this library sets. A mapped key's original Workbench name is in NAME_TAG_PREFIX + key.
+NAME_TAG_PREFIX = "azml.name."
+RUN_KEY_TAG = "azml.run_key"  # a client-made id: finds a run whether or not we saw it created
+
+
+@dataclass
+class RunSpec:
+    """Which run to log to: an existing one (``run_id``), or the one made for ``run_key`` in
+    ``experiment_name`` (created by its owner; looked up by everyone, the owner first)."""
+
+    tracking_uri: str
+    experiment_name: str
+    run_id: str | None = None
+    start_time_ms: int = 0
+    tags: dict = field(default_factory=dict)
+    run_key: str | None = None
+    # True when this process creates the run, and so ends it. False for an attached run and for
+    # a forked child, which waits for its parent's run (found by key) instead of making one.
+    owned: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.owned is None:
+            self.owned = self.run_id is None
+        if self.run_key:
+            self.tags = {**self.tags, RUN_KEY_TAG: self.run_key}

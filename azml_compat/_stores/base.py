@@ -1,0 +1,147 @@
+"""What every store backend shares: the error classes and how the retry policy reads errors,
+the run-key filter, and the checks on artifact names and sources. Imports no MLflow."""
+from __future__ import annotations
+
+import errno
+import os
+import stat
+
+from .._records import NAME_MAX, RUN_KEY_TAG
+
+# MLflow error codes that mean "this request is wrong", as opposed to "try again later".
+_RUN_GONE = {"RESOURCE_DOES_NOT_EXIST", "INVALID_STATE"}
+
+
+def _key_filter(run_key: str) -> str:
+    if not run_key.isalnum():  # made by uuid4().hex; never quoted into a filter otherwise
+        raise ValueError(f"run key {run_key!r} is not alphanumeric")
+    return f"tags.`{RUN_KEY_TAG}` = '{run_key}'"
+
+
+def _first_run(found: list) -> str | None:
+    """One run for a key even if a store somehow holds two: the earliest, then the lowest id,
+    so every process that looks picks the same one."""
+    return min(found)[1] if found else None
+
+
+def http_status(exc: BaseException) -> int | None:
+    get = getattr(exc, "get_http_status_code", None)
+    if get is None:
+        return None
+    try:
+        return int(get())
+    except Exception:  # noqa: BLE001
+        return None
+
+
+class PermanentError(Exception):
+    """A record no retry can deliver (its local file, its name): set it aside, go on."""
+
+
+# Local errors that no retry fixes: the record itself is undeliverable (a name too long for the
+# file system, a source file gone, unreadable, or a folder; a file where a folder must go).
+_PERMANENT_ERRNOS = {errno.ENAMETOOLONG, errno.EACCES, errno.EPERM, errno.ENOENT,
+                     errno.ENOTDIR, errno.EISDIR, errno.EEXIST}
+
+
+def _is_network_error(exc: BaseException) -> bool:
+    return type(exc).__module__.split(".")[0] in ("requests", "urllib3", "http", "socket", "ssl")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True when retrying later may succeed: network or disk trouble, 429, 5xx, auth (fixable).
+
+    A 4xx is permanent only when it carries MLflow's error body: a proxy or load balancer in
+    front of the server answers its own HTML 404/400 pages while the server is being moved,
+    and rejecting on those would drop records a retry delivers.
+    """
+    if isinstance(exc, PermanentError):
+        return False
+    status = http_status(exc)
+    if status is not None:
+        if isinstance(exc, StoreError) and 400 <= status < 500 and exc.error_code is None:
+            return True
+        return status >= 500 or status in (401, 403, 408, 429)
+    if isinstance(exc, OSError) and exc.errno in _PERMANENT_ERRNOS and not _is_network_error(exc):
+        return False
+    if isinstance(exc, (OSError, TimeoutError)):  # includes requests' and urllib3's errors
+        return True
+    kind = type(exc)
+    return kind.__module__.startswith("sqlalchemy") and kind.__name__ in (
+        "OperationalError", "TimeoutError", "DisconnectionError")
+
+
+def is_run_level(exc: BaseException) -> bool:
+    """True when the store refused the whole run (deleted, finished), not one record."""
+    return getattr(exc, "error_code", None) in _RUN_GONE
+
+
+def check_artifact_name(artifact_path: str) -> None:
+    """PermanentError if no file system could store a component of ``artifact_path``."""
+    for part in artifact_path.split("/"):
+        if len(part.encode("utf-8", "surrogateescape")) > NAME_MAX:
+            raise PermanentError(
+                f"artifact path {artifact_path!r}: the name {part[:40]!r}... is "
+                f"{len(part.encode('utf-8', 'surrogateescape'))} bytes, more than a file "
+                f"system allows ({NAME_MAX})")
+
+
+def open_source(local_path: str):
+    """The FILE record's source opened for reading, or PermanentError naming why it cannot be.
+
+    Opened non-blocking and checked with ``fstat``: a FIFO in ``outputs/`` would otherwise
+    block the upload (and every record after it) until someone writes to it.
+    """
+    try:
+        fd = os.open(local_path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno in _PERMANENT_ERRNOS or exc.errno == errno.ENXIO:
+            raise PermanentError(f"cannot read {local_path!r}: {exc.strerror}") from None
+        raise
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise PermanentError(f"{local_path!r} is not a regular file; not uploaded")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
+class StoreError(Exception):
+    """A tracking server's refusal, with what the retry policy needs to know."""
+
+    def __init__(self, message: str, status: int, error_code: str | None = None,
+                 retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error_code = error_code
+        self.retry_after = retry_after
+
+    def get_http_status_code(self) -> int:
+        return self.status
+
+    @classmethod
+    def from_response(cls, response, endpoint: str) -> "StoreError":
+        try:
+            body = response.json()
+            code, message = body.get("error_code"), body.get("message") or response.text
+        except ValueError:
+            code, message = None, response.text.strip()[:500]
+        retry_after = None
+        try:
+            retry_after = float(response.headers.get("Retry-After", ""))
+        except ValueError:
+            pass
+        return cls(f"{endpoint}: HTTP {response.status_code} {code or ''} {message}".strip(),
+                   response.status_code, code, retry_after)
+
+
+def _never_sent(exc: BaseException) -> bool:
+    """True for a connection that was never made (refused, unreachable): no request went out."""
+    import requests
+
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    return isinstance(exc, requests.exceptions.ConnectionError) and (
+        "NewConnectionError" in repr(exc) or "Connection refused" in str(exc))
+
+
