@@ -12,6 +12,11 @@ Modelled on sentry-python's worker, with a journal in the middle:
 
 Completion is a watermark over sequence numbers, so a handle is two fields and ``wait()`` is a
 condition wait, never a per-record event.
+
+``close()`` stops both threads and the sender's request threads; what was not delivered stays
+in the journal. The journal (``_journal.JournalLike``) and the sender (``_sender.Sender``, with
+its store behind ``_stores.base.Store``) are given, so the unit tests run all of this on
+``MemoryJournal`` and a fake store.
 """
 from __future__ import annotations
 
@@ -19,9 +24,15 @@ import collections
 import logging
 import threading
 import time
+from typing import TYPE_CHECKING, Callable
 
 from ._config import DEFAULT_WAIT_TIMEOUT, redact_text
+from ._sender import Stopped
 from ._steps import SharedSteps
+
+if TYPE_CHECKING:
+    from ._journal import JournalLike
+    from ._sender import Sender
 
 log = logging.getLogger("azml")
 
@@ -30,6 +41,11 @@ SEND_WINDOW = 5_000  # records the sender reads from the journal at a time
 TAKE_LIMIT = 20_000  # records per journal transaction
 HIGH_WATER = 100_000  # records waiting in RAM (~20 MB) before log() paces itself
 LOW_WATER = 20_000
+PACE_TIMEOUT = 1.0  # longest a paced log() waits for a writer that does not catch up
+# Seconds close() waits for the threads to end when the session closes: they are idle once
+# everything is delivered, and a sender waiting to retry wakes at once; only one inside a
+# request to a hung store (up to AZML_HTTP_TIMEOUT) is left to end on its own, as a daemon.
+CLOSE_TIMEOUT = 2.0
 
 
 class DeliveryTimeout(TimeoutError):
@@ -87,7 +103,8 @@ class DoneHandle(Handle):
 class Dispatcher:
     """A FIFO of records, the journal behind it, and the threads that deliver them in order."""
 
-    def __init__(self, journal, sender_factory, fallback=None, max_journal_bytes: int = 0,
+    def __init__(self, journal: "JournalLike", sender_factory: Callable[[], "Sender"],
+                 fallback=None, max_journal_bytes: int = 0,
                  steps: dict | None = None, wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
                  store: str = "the tracking store") -> None:
         self.journal = journal
@@ -98,7 +115,10 @@ class Dispatcher:
         self.steps: dict[str, int] = steps if steps is not None else {}  # next step per key
         self._fallback = fallback  # called with the error when the journal cannot be written
         self._max_journal_bytes = max_journal_bytes
-        self._sender_factory = sender_factory
+        self._sender_factory = sender_factory  # makes the Sender; start() runs on our thread
+        self._sender: Sender | None = None
+        self._stop = threading.Event()  # close(): the threads end
+        self._threads: list[threading.Thread] = []
         self._queue: collections.deque = collections.deque()
         self._lock = threading.Lock()  # orders seq numbers (and steps) with queue appends
         self._write_lock = threading.Lock()  # one journal writer: the thread or the exit commit
@@ -133,8 +153,45 @@ class Dispatcher:
     def start(self) -> "Dispatcher":
         """Start the journal and sender threads (after the owner holds on to this object)."""
         for target, name in ((self._write_loop, "azml-journal"), (self._send_loop, "azml-sender")):
-            threading.Thread(target=target, name=name, daemon=True).start()
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            self._threads.append(thread)
+            thread.start()
         return self
+
+    def close(self, timeout: float = CLOSE_TIMEOUT) -> bool:
+        """Stop the journal and sender threads and the sender's request threads; True if all
+        of them ended within ``timeout``.
+
+        Whatever is still queued is committed to the journal first; what was not delivered
+        stays there for ``azml sync`` (or ``whereabouts()`` counts it). A sender waiting to
+        retry a dead store wakes at once; one inside a request is not waited for past
+        ``timeout`` (a daemon thread: it ends when the request returns, sending nothing more).
+        Safe to call twice. Records put after this are not sent: close the session last.
+        """
+        self._stop.set()
+        sender = self._sender
+        if sender is not None:
+            sender.stop()
+        self._wake.set()
+        with self._cond:
+            self._cond.notify_all()  # the sender thread and every waiter look again
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join(max(0.0, deadline - time.monotonic()))
+        try:
+            self._write_pending()  # records put while the writer stopped: on disk, not lost
+        except Exception as exc:  # noqa: BLE001 - a broken journal: the exit counts what is left
+            self._tell_once("journal", "azml: journal thread error (%s); going on", exc)
+        ended = not any(thread.is_alive() for thread in self._threads)
+        sender = self._sender  # the sender thread may have made it meanwhile
+        if sender is not None:
+            ended = sender.close(max(0.0, deadline - time.monotonic())) and ended
+        return ended
+
+    @property
+    def closed(self) -> bool:
+        return self._stop.is_set()
 
     # -- caller side: no I/O, no MLflow ----------------------------------------------------
     def put(self, *record) -> Handle:
@@ -168,7 +225,7 @@ class Dispatcher:
         """
         self._wake.set()
         with self._drained:
-            self._drained.wait_for(lambda: len(self._queue) < LOW_WATER, timeout=1.0)
+            self._drained.wait_for(lambda: len(self._queue) < LOW_WATER, timeout=PACE_TIMEOUT)
 
     def completed(self, seq: int) -> bool:
         return self._done >= seq
@@ -193,11 +250,15 @@ class Dispatcher:
         with self._cond:
             if timeout is None and self.wait_timeout:
                 self._wait_stalled(seq)
-            elif not self._cond.wait_for(lambda: self._done >= seq or self.blocked, timeout):
+            elif not self._cond.wait_for(
+                    lambda: self._done >= seq or self.blocked or self._stop.is_set(), timeout):
                 raise TimeoutError(
                     f"record #{seq} not persisted within {timeout} s "
                     f"({self._seq - self._done} records pending)"
                 )
+            if self._done < seq and self.blocked is None:
+                raise DeliveryTimeout(f"azml: record #{seq} not delivered before the logger "
+                                      f"was closed; {self._kept()}")
             if self._done < seq:
                 # Credentials do not fix themselves: waiting would hang the script and raising
                 # would crash its training over logging. Say it once and let it go on; the
@@ -221,17 +282,19 @@ class Dispatcher:
         raise. The clock restarts on progress, so a long but moving backlog is waited out.
         """
         started = time.monotonic()
-        while self._done < seq and not self.blocked:
+        while self._done < seq and not self.blocked and not self._stop.is_set():
             remaining = max(started, self._last_progress) + self.wait_timeout - time.monotonic()
             if remaining <= 0:
-                path = getattr(self.journal, "path", None)
-                where = (f"it stays in the journal {path}: run `azml sync` once the store works"
-                         if path else "it is kept in memory only (the journal could not be "
-                         "written) and is lost if the process ends before the store answers")
                 raise DeliveryTimeout(
                     f"azml: record #{seq} not delivered: {self.store} took no record for "
-                    f"{self.wait_timeout:g} s (AZML_WAIT_TIMEOUT); {where}")
+                    f"{self.wait_timeout:g} s (AZML_WAIT_TIMEOUT); {self._kept()}")
             self._cond.wait(remaining)
+
+    def _kept(self) -> str:
+        path = getattr(self.journal, "path", None)
+        return (f"it stays in the journal {path}: run `azml sync` once the store works"
+                if path else "it is kept in memory only (the journal could not be "
+                "written) and is lost if the process ends before the store answers")
 
     def whereabouts(self) -> dict:
         """What is really where, from the journal's content (call after ``commit()``)."""
@@ -256,7 +319,7 @@ class Dispatcher:
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             while self._done < target:
-                if self.blocked is not None:
+                if self.blocked is not None or self._stop.is_set():
                     return False  # no point waiting for a human to fix the credentials
                 if deadline is None:
                     self._cond.wait()
@@ -275,14 +338,14 @@ class Dispatcher:
 
     # -- writer thread ---------------------------------------------------------------------------
     def _write_loop(self) -> None:
-        while True:
+        while not self._stop.is_set():
             self._wake.wait(COMMIT_INTERVAL)
             self._wake.clear()
             try:
                 self._write_pending()
             except Exception as exc:  # noqa: BLE001 - never let the journal thread die
                 self._tell_once("journal", "azml: journal thread error (%s); going on", exc)
-                time.sleep(COMMIT_INTERVAL)
+                self._stop.wait(COMMIT_INTERVAL)
 
     def _tell_once(self, what: str, message: str, exc: BaseException) -> None:
         if what not in self._told_failure:
@@ -329,25 +392,34 @@ class Dispatcher:
     # -- sender thread ---------------------------------------------------------------------------
     def _send_loop(self) -> None:
         try:
-            sender = self._sender_factory()
+            sender = self._sender = self._sender_factory()
+            if self._stop.is_set():  # close() came before it could see the sender
+                sender.stop()
+            sender.start()
+        except Stopped:
+            return
         except BaseException as exc:  # noqa: BLE001 - reported through every handle instead
             self.fatal = exc
             log.warning("azml: cannot log to this run: %s", exc)
             sender = None
-        while True:
+        while not self._stop.is_set():
             with self._cond:
-                self._cond.wait_for(lambda: self._journaled > self._done)
+                self._cond.wait_for(lambda: self._journaled > self._done or self._stop.is_set())
                 after = self._done
+            if self._stop.is_set():
+                return
             try:
                 self._send_some(sender, after)
+            except Stopped:
+                return  # close(): what was not delivered stays in the journal
             except Exception as exc:  # noqa: BLE001 - the sender thread must outlive any error
                 self._tell_once("send", "azml: delivery error (%s); retrying", exc)
-                time.sleep(1.0)
+                self._stop.wait(1.0)
 
     def _send_some(self, sender, after: int) -> None:
         records = self.journal.pending(after, SEND_WINDOW)
         if not records:  # cannot happen while the journal keeps what it was given
-            time.sleep(COMMIT_INTERVAL)
+            self._stop.wait(COMMIT_INTERVAL)
             return
         if sender is None:
             # Keep the records for `azml sync`; only the handles learn of the failure.

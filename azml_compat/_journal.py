@@ -10,8 +10,11 @@ One SQLite file (WAL mode) per process and run, ``$AZML_HOME/journal/<local id>.
 
 ``synchronous=NORMAL``: a commit survives the process being killed (not a power cut) and costs
 no fsync. The live process holds an exclusive ``flock`` on ``<id>.lock`` so ``azml sync`` never
-replays a journal that is still being written. ``MemoryJournal`` has the same interface for
-when the folder is unwritable or full: logging goes on, in RAM, with a warning.
+replays a journal that is still being written. ``JournalLike`` is what the dispatcher (and
+``SharedSteps``) use of a journal; ``Journal`` (the file), ``MemoryJournal`` (RAM, when the
+folder is unwritable) and ``SpilledJournal`` (a file that stopped taking records, and the RAM
+after it) provide it. ``azml sync`` opens files only, and uses ``Journal``'s extra readers
+(``meta``, ``counts``, ``has_end``, ``mtime``).
 """
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ import os
 import shutil
 import sqlite3
 import threading
+from typing import Protocol, runtime_checkable
 
 from ._records import ARTIFACT, END, FILE, METRIC, SERIES, TAG
 from ._config import redact_text
@@ -87,6 +91,50 @@ def _decode(row) -> tuple:
     if kind == END:
         return (seq, kind, text, ts)
     raise ValueError(f"unknown record kind {kind!r} at seq {seq}")
+
+
+@runtime_checkable
+class JournalLike(Protocol):
+    """Where accepted records wait until the store has them, in sequence order.
+
+    Records are the tuples of ``_records``; ``seq`` increases. The dispatcher's journal thread
+    appends, its sender thread reads and settles, the exit counts and closes: every method is
+    thread-safe. ``sqlite_lock`` is held around every SQLite call (the fork hook takes it so
+    that a child never inherits it held); ``path`` is the file, None when only in RAM.
+    """
+
+    path: str | None
+    sqlite_lock: threading.Lock
+
+    def append(self, records) -> None:
+        """All of ``records`` or none of them (one transaction); raises if it cannot."""
+
+    def pending(self, after: int, limit: int) -> list:
+        """Up to ``limit`` records with ``seq > after``, in order."""
+
+    def settle(self, upto: int, errors: dict | None = None):
+        """Records with ``seq <= upto`` are done: delivered, or rejected with ``errors[seq]``."""
+
+    def update_steps(self, updates, final_upto: int) -> None:
+        """Final steps ``[(step, seq)]`` of a shared run (``_steps``)."""
+
+    def set_meta(self, **values) -> None:
+        """Where the records go (run id once known, shared steps): what ``azml sync`` reads."""
+
+    def size(self) -> int:
+        """Bytes on disk (checked against ``AZML_MAX_JOURNAL_BYTES``)."""
+
+    def undelivered(self, done: int = 0) -> tuple[int, int, int]:
+        """``(pending on disk, rejected, delivered but still on disk up to done)``."""
+
+    def in_memory(self) -> int:
+        """Records held only in RAM (lost if the process ends)."""
+
+    def close(self, prune: bool = False) -> None:
+        """Close; with ``prune``, delete the files when nothing is left to deliver."""
+
+    def abandon(self) -> None:
+        """In a forked child: let go of the parent's handles without touching the files."""
 
 
 class JournalLocked(Exception):
@@ -385,7 +433,8 @@ class Journal:
 
 
 class MemoryJournal:
-    """The journal's interface, in RAM: the fallback when the disk journal cannot be written."""
+    """A ``JournalLike`` in RAM: the fallback when the disk journal cannot be written (and the
+    unit tests' journal). Nothing is persisted and ``azml sync`` never sees it."""
 
     path = None
 

@@ -1,9 +1,13 @@
 """Delivers what the dispatcher took from its queue: connects, packs, retries, isolates.
 
 Transient failures (connection refused, 5xx, 429, auth) are retried with exponential backoff
-and jitter for as long as the process lives: the dispatcher's bounded flush at exit is what
-stops waiting, never a dropped record. A request the store rejects as invalid is split in
-halves until the offending record is found; only that record's handle fails.
+and jitter (``backoff_delay``) for as long as the process lives: the dispatcher's bounded flush
+at exit is what stops waiting, never a dropped record; ``stop()`` ends the waiting at once and
+leaves the records where they are. A request the store rejects as invalid is split in halves
+until the offending record is found; only that record's handle fails.
+
+The store (``_stores.base.Store``), the clock, the sleep and the jitter are given to
+``Sender``, so the retry policy runs in the unit tests against a fake store without a wait.
 """
 from __future__ import annotations
 
@@ -16,12 +20,13 @@ import random
 import threading
 import time
 from concurrent.futures import Future
+from typing import Callable
 
 from ._batching import ARTIFACT, END, FILE, Batch, pack
 from ._config import redact, redact_text
 from ._records import RUN_KEY_TAG, RunSpec
 from ._stores import connect
-from ._stores.base import http_status, is_run_level, is_transient
+from ._stores.base import Store, http_status, is_run_level, is_transient
 
 log = logging.getLogger("azml")
 
@@ -29,9 +34,24 @@ BACKOFF_START = 0.5
 BACKOFF_MAX = 30.0
 
 
+def backoff_delay(attempt: int, retry_after: float | None = None,
+                  uniform: Callable[[float, float], float] = random.uniform) -> float:
+    """Seconds to wait before retry ``attempt`` (0 for the first): ``BACKOFF_START`` doubling
+    to ``BACKOFF_MAX``, times a jitter between half and all of it (processes that failed
+    together do not retry together), at least the server's ``Retry-After`` (429/503), never
+    more than ``BACKOFF_MAX``."""
+    base = min(BACKOFF_START * 2.0 ** min(attempt, 16), BACKOFF_MAX)
+    return min(max(base * uniform(0.5, 1.0), retry_after or 0.0), BACKOFF_MAX)
+
+
 class GaveUp(Exception):
     """The store stayed unreachable past ``give_up_after``: the records stay where they are
     (a give-up is never a rejection; the next ``azml sync`` tries again)."""
+
+
+class Stopped(GaveUp):
+    """``Sender.stop()`` came while the sender was retrying (the dispatcher is closing): like a
+    give-up, the records stay in the journal for ``azml sync``."""
 
 
 def _describe(exc: BaseException) -> str:
@@ -51,11 +71,20 @@ def freeze_heap() -> None:
 
 
 class Sender:
-    """One run's connection to the tracking store, created in the worker thread."""
+    """One run's connection to the tracking store: made anywhere, connected by ``start()``.
 
-    def __init__(self, spec: RunSpec, on_run=None, store_factory=connect,
+    ``clock``, ``sleep`` and ``uniform`` drive the retry policy: the defaults are
+    ``time.monotonic``, a sleep that ``stop()`` cuts short, and ``random.uniform``. Whatever
+    sleep is given, a retry loop ends with ``Stopped`` once ``stop()`` was called.
+    """
+
+    def __init__(self, spec: RunSpec, on_run=None,
+                 store_factory: Callable[[str], Store] = connect,
                  give_up_after: float | None = None, on_blocked=None, quiet: bool = False,
-                 gate: "ForkGate | None" = None) -> None:
+                 gate: "ForkGate | None" = None, *,
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], object] | None = None,
+                 uniform: Callable[[float, float], float] = random.uniform) -> None:
         self.spec = spec
         # told of a 401/403 (and of the recovery, with None): waiters should not wait on it
         self._on_blocked = on_blocked or (lambda exc: None)
@@ -65,35 +94,68 @@ class Sender:
         self._failing = False
         self._give_up_after = give_up_after  # None: retry while the process lives
         self.gate = gate or ForkGate()  # every call into MLflow passes it
-        self.store = self._retry(lambda: store_factory(spec.tracking_uri), "connect")
+        self._stop = threading.Event()
+        self._clock = clock
+        self._sleep = sleep or self._stop.wait
+        self._uniform = uniform
+        self._store_factory = store_factory
+        self._on_run = on_run
+        self.store: Store | None = None  # set by start()
+        self.run_id: str | None = None
+        self._pool: _Pool | None = None
+
+    def start(self) -> "Sender":
+        """Connect (importing MLflow for most stores) and find or create the run, retrying
+        transient failures; ``Stopped`` if ``stop()`` comes first. Call it on the thread that
+        will send: it can wait for a store that is down for as long as the process lives."""
+        self.store = self._retry(lambda: self._store_factory(self.spec.tracking_uri), "connect")
         if not getattr(self.store, "FORK_GATED", True):
             self.gate.exempt()
         freeze_heap()
-        self.run_id = self._open_run(spec)
-        self._pool = _Pool(self.store.CONCURRENCY) if self.store.CONCURRENCY > 1 else None
-        if on_run is not None:
-            on_run(self.run_id)
+        self.run_id = self._open_run(self.spec)
+        if self.store.CONCURRENCY > 1:
+            self._pool = _Pool(self.store.CONCURRENCY)
+        if self._on_run is not None:
+            self._on_run(self.run_id)
+        return self
+
+    def stop(self) -> None:
+        """Cut every retry wait short (now and later): waiting calls raise ``Stopped``."""
+        self._stop.set()
+
+    def close(self, timeout: float) -> bool:
+        """``stop()``, then end the request threads; False if one is still in a request after
+        ``timeout`` (it ends when its request does: a daemon thread that sends nothing more)."""
+        self.stop()
+        return self._pool.close(timeout) if self._pool is not None else True
+
+    def _pause(self, seconds: float) -> None:
+        self._sleep(seconds)
+        if self._stop.is_set():
+            raise Stopped("stopped while waiting to retry; the records stay in the journal")
 
     def _open_run(self, spec: RunSpec) -> str:
         """The run's id; a run made by another process (a forked child's parent) is looked up
         by its key with the usual backoff until that process has created it."""
-        delay = BACKOFF_START
-        started = time.monotonic()
+        attempt = 0
+        started = self._clock()
         while True:
             run_id = self._retry(lambda: self.store.open_run(spec), "open the run")
             if run_id is not None:
                 return run_id
-            if self._give_up_after is not None and time.monotonic() - started > self._give_up_after:
+            if self._give_up_after is not None and self._clock() - started > self._give_up_after:
                 raise LookupError(f"run with {RUN_KEY_TAG}={spec.run_key} not created yet in "
                                   f"experiment {spec.experiment_name!r}")
-            time.sleep(min(delay * random.uniform(0.5, 1.0), BACKOFF_MAX))
-            delay = min(delay * 2, BACKOFF_MAX)
+            self._pause(backoff_delay(attempt, uniform=self._uniform))
+            attempt += 1
 
     # -- retry policy ------------------------------------------------------------------------
     def _retry(self, call, what: str):
-        delay = BACKOFF_START
+        attempt = 0
         first_failure = None
         while True:
+            if self._stop.is_set():
+                raise Stopped(f"stopped before it could {what}; the records stay in the journal")
             try:
                 with self.gate:
                     result = call()
@@ -102,8 +164,8 @@ class Sender:
                     raise
                 if http_status(exc) in (401, 403):
                     self._on_blocked(exc)
-                now = time.monotonic()
-                first_failure = first_failure or now
+                now = self._clock()
+                first_failure = now if first_failure is None else first_failure
                 if self._give_up_after is not None and now - first_failure > self._give_up_after:
                     raise GaveUp(f"cannot {what} at {redact(self.spec.tracking_uri)} "
                                  f"({_describe(exc)})") from exc
@@ -118,9 +180,9 @@ class Sender:
                             _describe(exc),
                         )
                 # Honour the server's Retry-After (429/503), else back off with jitter.
-                wait = max(delay * random.uniform(0.5, 1.0), getattr(exc, "retry_after", 0) or 0)
-                time.sleep(min(wait, BACKOFF_MAX))
-                delay = min(delay * 2, BACKOFF_MAX)
+                self._pause(backoff_delay(attempt, getattr(exc, "retry_after", None),
+                                          self._uniform))
+                attempt += 1
                 continue
             if self._failing:
                 self._failing = False
@@ -260,17 +322,33 @@ class _Pool:
     def __init__(self, size: int) -> None:
         self.size = size
         self._tasks: queue.SimpleQueue = queue.SimpleQueue()
-        for i in range(size):
-            threading.Thread(target=self._work, name=f"azml-request-{i}", daemon=True).start()
+        self._threads = [threading.Thread(target=self._work, name=f"azml-request-{i}",
+                                          daemon=True) for i in range(size)]
+        for thread in self._threads:
+            thread.start()
 
     def submit(self, fn, *args) -> Future:
         future: Future = Future()
         self._tasks.put((future, fn, args))
         return future
 
+    def close(self, timeout: float) -> bool:
+        """Each thread ends after the tasks queued before this (which end at once with
+        ``Stopped`` once the sender is stopped); False if one is still busy after ``timeout``."""
+        for _ in self._threads:
+            self._tasks.put(None)
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join(max(0.0, deadline - time.monotonic()))
+        return not any(thread.is_alive() for thread in self._threads)
+
     def _work(self) -> None:
         while True:
-            future, fn, args = self._tasks.get()
+            task = self._tasks.get()
+            if task is None:
+                return
+            future, fn, args = task
             try:
                 future.set_result(fn(*args))
             except BaseException as exc:  # noqa: BLE001 - handed to the waiting sender

@@ -12,7 +12,7 @@ import time
 import uuid
 
 from ._config import Settings, redact, redact_text
-from ._dispatcher import Dispatcher, exit_message
+from ._dispatcher import CLOSE_TIMEOUT, Dispatcher, exit_message
 from ._journal import Journal, MemoryJournal, SpilledJournal
 from ._keys import KeyMap
 from ._outputs import ProgressBar, scan, warn_skipped
@@ -221,6 +221,9 @@ class Session:
             return True
         self._closed = True
         self.dispatcher.commit()  # whatever is still queued goes to disk before we leave
+        # Its threads end here, before the journal is counted and closed: what they did not
+        # deliver stays in it. Interrupted, the exit does not wait for a request in flight.
+        self.dispatcher.close(0.0 if interrupted is not None else CLOSE_TIMEOUT)
         journal = self.dispatcher.journal
         reason = ("interrupted by " + ("Ctrl-C" if isinstance(interrupted, KeyboardInterrupt)
                                        else "SIGTERM") if interrupted is not None

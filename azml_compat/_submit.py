@@ -128,6 +128,7 @@ def _wait_for_run(session: Session) -> str:
         logging.getLogger("azml").removeFilter(held)
     if session.run.run_id is not None:
         return session.run.run_id
+    session.dispatcher.close()  # its sender stops retrying: nothing is left running
     session.dispatcher.journal.close(prune=True)  # holds no record: deleted
     uri = session.spec.tracking_uri
     if session.dispatcher.fatal is not None:

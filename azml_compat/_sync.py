@@ -180,7 +180,7 @@ def _replay(journal: Journal, result: SyncResult, dry_run: bool, give_up_after: 
         journal.set_meta(run_id=run_id)
         result.run_id = run_id
 
-    sender = Sender(spec, on_run=remember, give_up_after=give_up_after)
+    sender = Sender(spec, on_run=remember, give_up_after=give_up_after).start()
     steps_dir = os.path.join(os.path.dirname(os.path.dirname(journal.path)), "steps")
     shared = SharedSteps.from_meta(steps_dir, meta)
     if shared is not None and shared.from_store:

@@ -5,8 +5,43 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from typing import ClassVar, Protocol, runtime_checkable
 
-from .._records import NAME_MAX, RUN_KEY_TAG
+from .._records import NAME_MAX, RUN_KEY_TAG, RunSpec
+
+@runtime_checkable
+class Store(Protocol):
+    """What the sender needs from a tracking store (modelled on sentry-python's ``Transport``).
+
+    Every call is one attempt: the sender owns the retry policy (``_sender``) and reads the
+    errors with ``is_transient``/``is_run_level``; a ``PermanentError`` sets one record aside.
+    Calls come from the sender thread, and from up to ``CONCURRENCY`` request threads at once
+    for ``log_batch``. Implementations: ``MlflowStore`` (``MlflowClient``), ``RestStore`` (a
+    tracking server) and the tests' fake (``tests/unit/fakes.py``).
+    """
+
+    CONCURRENCY: ClassVar[int]  # log_batch requests the store takes at once (1: no pipelining)
+    FORK_GATED: ClassVar[bool]  # a fork must wait for calls in progress (SQLite, SQLAlchemy)
+
+    def open_run(self, spec: RunSpec) -> str | None:
+        """The run's id: checked, found by ``spec.run_key`` or created (if ``spec.owned``);
+        None while a run another process creates is not there yet."""
+
+    def last_steps(self, run_id: str) -> dict:
+        """``{key: highest step}`` of every metric the run has."""
+
+    def log_batch(self, run_id: str, metrics: list, tags: list) -> None:
+        """``(seq, key, value, timestamp_ms, step)`` metrics and ``(seq, key, value)`` tags."""
+
+    def upload_bytes(self, run_id: str, artifact_path: str, data: bytes) -> None:
+        """``data`` stored as the artifact at exactly ``artifact_path``."""
+
+    def upload_file(self, run_id: str, artifact_dir: str, local_path: str) -> None:
+        """The file ``local_path`` stored under ``artifact_dir`` with its own name."""
+
+    def end_run(self, run_id: str, status: str, end_time_ms: int) -> None:
+        """The run ends with ``status`` (``FINISHED``, ``FAILED``, ``KILLED``)."""
+
 
 # MLflow error codes that mean "this request is wrong", as opposed to "try again later".
 _RUN_GONE = {"RESOURCE_DOES_NOT_EXIST", "INVALID_STATE"}
