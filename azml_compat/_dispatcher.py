@@ -320,7 +320,8 @@ class Dispatcher:
         with self._cond:
             while self._done < target:
                 if self.blocked is not None or self._stop.is_set():
-                    return False  # no point waiting for a human to fix the credentials
+                    # credentials a person must fix, or closed: waiting cannot help
+                    return False
                 if deadline is None:
                     self._cond.wait()
                     continue
