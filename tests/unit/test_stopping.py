@@ -4,7 +4,8 @@ import threading
 
 import pytest
 
-from azml_compat._dispatcher import DeliveryTimeout
+from azml_compat._dispatcher import DeliveryTimeout, Dispatcher
+from azml_compat._journal import MemoryJournal
 from azml_compat._records import METRIC
 
 from .fakes import FakeStore, unavailable
@@ -72,3 +73,13 @@ def test_close_while_the_store_cannot_be_reached_at_start(core):
     assert dispatcher.fatal is None  # stopped, not failed: the record waits for `azml sync`
     assert not handle.done()
     assert [r[3] for r in dispatcher.journal.pending(0, 10)] == [1.0]
+
+
+def test_close_commits_what_is_still_queued():
+    journal = MemoryJournal()
+    dispatcher = Dispatcher(journal, lambda: pytest.fail("never started: no sender"))
+    handles = [dispatcher.put_stepped(METRIC, "x", float(i), 1) for i in range(3)]
+    assert dispatcher.close(WAIT) is True
+    assert [r[3] for r in journal.pending(0, 10)] == [0.0, 1.0, 2.0]  # on the journal, not lost
+    assert dispatcher.whereabouts()["memory"] == 3  # MemoryJournal: counted as RAM-only
+    assert not any(handle.done() for handle in handles)
