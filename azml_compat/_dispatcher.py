@@ -20,16 +20,12 @@ import logging
 import threading
 import time
 
-from ._config import DEFAULT_WAIT_TIMEOUT, redact_text
+from ._consts import (COMMIT_INTERVAL, DEFAULT_WAIT_TIMEOUT, HIGH_WATER, LOW_WATER, SEND_WINDOW,
+                      TAKE_LIMIT)
+from ._redact import redact_text
 from ._steps import SharedSteps
 
 log = logging.getLogger("azml")
-
-COMMIT_INTERVAL = 0.05  # seconds between group commits; the issue allows up to ~0.2
-SEND_WINDOW = 5_000  # records the sender reads from the journal at a time
-TAKE_LIMIT = 20_000  # records per journal transaction
-HIGH_WATER = 100_000  # records waiting in RAM (~20 MB) before log() paces itself
-LOW_WATER = 20_000
 
 
 class DeliveryTimeout(TimeoutError):

@@ -26,7 +26,7 @@ import sqlite3
 import threading
 
 from ._records import ARTIFACT, END, FILE, METRIC, SERIES, TAG
-from ._config import redact_text
+from ._redact import redact_text
 
 log = logging.getLogger("azml")
 
