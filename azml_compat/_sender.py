@@ -42,7 +42,8 @@ def freeze_heap(enabled: bool = True) -> None:
 
     Importing MLflow adds several hundred thousand objects to the training process; without
     this, every full collection of the script's garbage walks them all (~120 ms here: measured
-    as stalls of the caller's ``log()`` in bench case 1). ``AZML_GC_FREEZE=0`` (``enabled=False``) turns it off.
+    as stalls of the caller's ``log()`` in bench case 1). ``AZML_GC_FREEZE=0`` (``enabled``
+    False) turns it off.
     """
     if enabled:
         gc.freeze()
