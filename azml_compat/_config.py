@@ -1,22 +1,247 @@
-"""Settings read from the environment, in one place, without importing MLflow."""
+"""Every setting the library and ``azml`` read, declared once; read and checked only here.
+
+``SETTINGS`` is the declaration (name, type, default, one line of doc), modelled on MLflow's
+``mlflow/environment_variables.py``; README's settings table and the tests' scrub list come
+from it. ``Settings.from_env`` reads it when a logger is made (and ``azml`` reads the few a
+command uses); modules take their values from the ``Settings`` passed down to them, never from
+``os.environ``. Defaults and tuning constants live in ``_consts``, credential redaction in
+``_redact``. Nothing here imports MLflow or reads the environment at import time.
+
+A bad value: a training script must not crash over a logging tuning setting, so the library
+warns once on the ``azml`` logger (one line naming the variable and its value) and uses the
+default; ``azml`` commands (``strict``) fail with that line instead. A malformed
+``MLFLOW_TRACKING_URI`` fails at once in both: every record would be stranded otherwise. An
+unknown ``AZML_*`` name (a typo) warns once with the closest known name.
+"""
 from __future__ import annotations
 
+import difflib
 import logging
+import math
 import os
-import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-DEFAULT_FLUSH_TIMEOUT = 30.0
-DEFAULT_MAX_OUTPUT_BYTES = 512 * 1024 * 1024
-DEFAULT_MAX_JOURNAL_BYTES = 1024 * 1024 * 1024
-DEFAULT_WAIT_TIMEOUT = 300.0  # seconds without delivery before a bare wait() gives up
+from ._consts import (DEFAULT_FLUSH_TIMEOUT, DEFAULT_HTTP_TIMEOUT, DEFAULT_MAX_IN_FLIGHT,
+                      DEFAULT_MAX_JOURNAL_BYTES, DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_WAIT_TIMEOUT)
+from ._redact import redact, redact_text
+
+log = logging.getLogger("azml")
 
 # Tracking URI schemes MLflow ships a store for (plus a bare path, which MLflow treats as file:).
 _SCHEMES = {"http", "https", "file", "sqlite", "postgresql", "mysql", "mssql", "databricks",
             "databricks-uc", "uc"}
 # The entry-point group MLflow's tracking-store registry loads plugins from.
 _PLUGIN_GROUP = "mlflow.tracking_store"
+
+
+class ConfigError(ValueError):
+    """A setting's value cannot be used; the message is one line naming it and the value."""
+
+
+class _Bad(ValueError):
+    """What is wrong with a value (``is not a number``), said after ``NAME='value'``."""
+
+
+# -- value types -----------------------------------------------------------------------------------
+def _number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise _Bad("is not a number") from None
+    if math.isnan(value) or value < 0:
+        raise _Bad("must not be negative")
+    return value
+
+
+def seconds(text: str) -> float:
+    """A number of seconds, 0 or more."""
+    return _number(text)
+
+
+def positive_seconds(text: str) -> float:
+    """A number of seconds, more than 0."""
+    value = _number(text)
+    if value == 0:
+        raise _Bad("must be more than 0")
+    return value
+
+
+def count(text: str) -> int:
+    """A whole number, 0 or more."""
+    try:
+        value = int(text.strip())
+    except ValueError:
+        raise _Bad("is not a whole number") from None
+    if value < 0:
+        raise _Bad("must not be negative")
+    return value
+
+
+def positive_count(text: str) -> int:
+    """A whole number, 1 or more."""
+    value = count(text)
+    if value == 0:
+        raise _Bad("must be at least 1")
+    return value
+
+
+def switch(text: str) -> bool:
+    """1/0 (also true/false, yes/no, on/off)."""
+    word = text.strip().lower()
+    if word in ("1", "true", "yes", "on"):
+        return True
+    if word in ("0", "false", "no", "off"):
+        return False
+    raise _Bad("is not 1 or 0")
+
+
+def text(value: str) -> str:
+    """Any text (a name, an id, a path)."""
+    return value
+
+
+def uri(value: str) -> str:
+    """A tracking URI some MLflow store can open (``check_tracking_uri``)."""
+    return check_tracking_uri(value)
+
+
+# -- the declaration -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Setting:
+    """One environment variable we read: its type (a function from its text to its value),
+    default, one line of doc (README's "what" column), and the ``Settings`` field it fills.
+
+    ``shown`` is the default as README says it (for defaults that depend on the folder).
+    ``fatal``: a bad value fails even in a training script (the tracking URI).
+    """
+
+    name: str
+    type: object
+    default: object
+    doc: str
+    field: str | None = None
+    shown: str | None = None
+    fatal: bool = False
+
+    @property
+    def shown_default(self) -> str:
+        if self.shown is not None:
+            return self.shown
+        if self.default is None:
+            return ""
+        if isinstance(self.default, bool):
+            return "1" if self.default else "0"
+        return f"{self.default:g}" if isinstance(self.default, float) else str(self.default)
+
+    def raw(self, environ=None) -> str | None:
+        """The variable's text; None when unset or blank (the default applies)."""
+        value = (os.environ if environ is None else environ).get(self.name)
+        return None if value is None or value.strip() == "" else value
+
+    def get(self, environ=None, strict: bool = True):
+        """The value, checked: the default when unset. A bad value raises ``ConfigError``
+        (``strict``, and always when ``fatal``) or warns once and gives the default."""
+        raw = self.raw(environ)
+        if raw is None:
+            return self.default
+        try:
+            return self.type(raw)
+        except ConfigError:
+            raise  # already the whole line (the tracking URI's own check)
+        except _Bad as exc:
+            message = f"{self.name}={raw!r} {exc}"
+        if strict or self.fatal:
+            raise ConfigError(message)
+        _warn_once(f"{self.name}={raw!r}",
+                   f"azml: {message}; using the default ({self.shown_default or 'unset'})")
+        return self.default
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("MLFLOW_TRACKING_URI", uri, None,
+            "where runs go; a malformed one is an error at `get_azureml_logger()`",
+            field="tracking_uri", shown="`sqlite:///mlflow.db` in the working directory",
+            fatal=True),
+    Setting("MLFLOW_EXPERIMENT_NAME", text, None, "experiment of new runs",
+            field="experiment_name", shown="the working directory's name"),
+    Setting("MLFLOW_RUN_ID", text, None, "attach to this run (never ended by us)",
+            field="run_id"),
+    Setting("MLFLOW_TRACKING_USERNAME", text, None,
+            "user for a server's basic auth, through MLflow's own handling"),
+    Setting("MLFLOW_TRACKING_PASSWORD", text, None,
+            "password for a server's basic auth; never printed"),
+    Setting("MLFLOW_TRACKING_TOKEN", text, None, "bearer token for a server; never printed"),
+    Setting("MLFLOW_LOGGING_LEVEL", text, None,
+            "MLflow's own; when set, MLflow's INFO lines are left as MLflow configures them"),
+    Setting("AZUREML_NATIVE_SHARE_DIRECTORY", text, None,
+            "Workbench's folder for data kept between runs; set for the script when unset "
+            "(see above)", shown="`AZML_SHARE_DIRECTORY`"),
+    Setting("AZML_FLUSH_TIMEOUT", seconds, DEFAULT_FLUSH_TIMEOUT,
+            "seconds without progress before the exit stops waiting for the store",
+            field="flush_timeout"),
+    Setting("AZML_MAX_OUTPUT_BYTES", count, DEFAULT_MAX_OUTPUT_BYTES,
+            "larger files in `outputs/` are skipped with a warning",
+            field="max_output_bytes", shown="536870912 (512 MB)"),
+    Setting("AZML_UPLOAD_OUTPUTS", switch, True,
+            "0: do not upload `outputs/` at exit (`azml submit` does it)",
+            field="upload_outputs"),
+    Setting("AZML_HOME", text, None, "the journal lives in `$AZML_HOME/journal`",
+            shown="`~/.azml`"),
+    Setting("AZML_SHARE_DIRECTORY", text, None,
+            "the folder `AZUREML_NATIVE_SHARE_DIRECTORY` points to when it is unset (see above)",
+            field="share_directory", shown="`~/.azureml/share/<project>-<hash>/`"),
+    Setting("AZML_MAX_JOURNAL_BYTES", count, DEFAULT_MAX_JOURNAL_BYTES,
+            "past it, new records wait in memory (warning)",
+            field="max_journal_bytes", shown="1073741824 (1 GiB)"),
+    Setting("AZML_WAIT_TIMEOUT", seconds, DEFAULT_WAIT_TIMEOUT,
+            "seconds without any record delivered before `handle.wait()` (no timeout given) "
+            "raises; 0: wait for ever", field="wait_timeout"),
+    Setting("AZML_MAX_IN_FLIGHT", positive_count, DEFAULT_MAX_IN_FLIGHT,
+            "concurrent metric batches to a tracking server", field="max_in_flight"),
+    Setting("AZML_HTTP_TIMEOUT", positive_seconds, DEFAULT_HTTP_TIMEOUT,
+            "seconds one request to a tracking server may take before it is retried",
+            field="http_timeout"),
+    Setting("AZML_GC_FREEZE", switch, True,
+            "0: do not `gc.freeze()` after importing MLflow (see `bench/README.md`)",
+            field="gc_freeze"),
+)
+BY_NAME = {setting.name: setting for setting in SETTINGS}
+_PREFIX = "AZML_"
+
+
+def raw(name: str) -> str | None:
+    """The text of the declared variable ``name`` (None when unset or blank), for the few
+    reads that cannot wait for a ``Settings`` (see each caller) and for MLflow's own
+    variables, which MLflow itself judges."""
+    return BY_NAME[name].raw()
+
+
+def value(name: str):
+    """The declared setting ``name``, read now the library's way (a bad value warns once and
+    gives the default): for the share directory, which must exist before a script's first
+    line, before any logger."""
+    return BY_NAME[name].get(strict=False)
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(key: str, message: str) -> None:
+    if key not in _warned:
+        _warned.add(key)
+        log.warning("%s", message)
+
+
+def warn_unknown(environ=None) -> None:
+    """One warning per ``AZML_*`` variable we do not know (a typo), with the closest name."""
+    environ = os.environ if environ is None else environ
+    known = [name for name in BY_NAME if name.startswith(_PREFIX)]
+    for name in sorted(environ):
+        if name.startswith(_PREFIX) and name not in BY_NAME:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"did you mean {close[0]}?" if close else "see README's settings table"
+            _warn_once(name, f"azml: {name} is not a setting ({hint}); it is ignored")
 
 
 def default_tracking_uri(cwd: str | None = None) -> str:
@@ -39,67 +264,6 @@ def default_tracking_uri(cwd: str | None = None) -> str:
     return "sqlite:///" + os.path.join(cwd, "mlflow.db")
 
 
-def tracking_uri(cwd: str | None = None) -> str:
-    """``MLFLOW_TRACKING_URI`` if set (and well formed), else the embedded default for ``cwd``."""
-    uri = os.environ.get("MLFLOW_TRACKING_URI")
-    return check_tracking_uri(uri) if uri else default_tracking_uri(cwd)
-
-
-# Variables whose values are secrets MLflow sends with every request.
-CREDENTIAL_VARIABLES = ("MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
-# A value shorter than this is not searched for: hiding every "ab" would garble every message.
-_MIN_SECRET_LENGTH = 4
-# ``scheme://userinfo@``: the userinfo runs to the authority's last "@" (a raw "@" in a
-# password is still part of it), never past a "/", "?", "#" or a space.
-_USERINFO = re.compile(r"\b([A-Za-z][\w+.-]*://)([^/\s?#]+)@")
-
-
-def redact_text(text: str) -> str:
-    """``text`` fit to print or store: the one place credentials are taken out.
-
-    In every ``scheme://user:password@`` the password becomes ``***``; a user with no password
-    (``http://TOKEN@host``, how tokens are often passed) becomes ``***`` itself; and the values
-    of MLFLOW_TRACKING_PASSWORD/TOKEN become ``***`` wherever they appear.
-    """
-    text = _USERINFO.sub(_hide_userinfo, text)
-    for name in CREDENTIAL_VARIABLES:
-        secret = os.environ.get(name)
-        if secret and len(secret) >= _MIN_SECRET_LENGTH:
-            text = text.replace(secret, "***")
-    return text
-
-
-def _hide_userinfo(match: re.Match) -> str:
-    user, colon, _ = match.group(2).partition(":")
-    return f"{match.group(1)}{user + ':***' if colon else '***'}@"
-
-
-def redact(uri: str) -> str:
-    """``uri`` fit to print or store (see ``redact_text``)."""
-    return redact_text(uri)
-
-
-class RedactingFilter(logging.Filter):
-    """Every record of the ``azml`` logger goes out through ``redact_text``: its messages
-    carry URIs and store errors (MLflow's name the request's URL, credentials included)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple):  # kept as arguments, for filters after this one
-            record.msg = redact_text(str(record.msg))
-            record.args = tuple(a if isinstance(a, (int, float)) else redact_text(str(a))
-                                for a in record.args)
-            return True
-        try:
-            message = record.getMessage()
-        except Exception:  # noqa: BLE001 - a malformed record is logging's to report
-            return True
-        record.msg, record.args = redact_text(message), None
-        return True
-
-
-logging.getLogger("azml").addFilter(RedactingFilter())
-
-
 def plugin_schemes() -> set[str]:
     """Schemes that installed plugins register as MLflow tracking stores (``azureml`` from
     azureml-mlflow, ...), read from package metadata: MLflow itself is not imported."""
@@ -112,7 +276,7 @@ def plugin_schemes() -> set[str]:
 
 
 def check_tracking_uri(uri: str) -> str:
-    """``uri``, or a ValueError naming it when no MLflow store could ever open it.
+    """``uri``, or a ``ConfigError`` naming it when no MLflow store could ever open it.
 
     Checked when the logger is created, so a typo fails the script at once instead of
     leaving every record stranded in the journal.
@@ -121,7 +285,7 @@ def check_tracking_uri(uri: str) -> str:
     try:
         parts = urlsplit(uri)
     except ValueError as exc:
-        raise ValueError(f"MLFLOW_TRACKING_URI={shown!r} is not a valid URI: "
+        raise ConfigError(f"MLFLOW_TRACKING_URI={shown!r} is not a valid URI: "
                          f"{redact_text(str(exc))}") from None
     scheme = parts.scheme.split("+", 1)[0]
     if not parts.scheme or (len(parts.scheme) == 1 and uri[1:2] == ":"):
@@ -131,46 +295,34 @@ def check_tracking_uri(uri: str) -> str:
         if parts.scheme in plugins:
             return uri  # the plugin's store judges the rest of the URI
         installed = f"; plugins installed: {', '.join(sorted(plugins))}" if plugins else ""
-        raise ValueError(
+        raise ConfigError(
             f"MLFLOW_TRACKING_URI={shown!r}: unknown scheme {parts.scheme!r} (MLflow's own: "
             f"{', '.join(sorted(_SCHEMES))}{installed}; a plugin adds more, e.g. "
             "`pip install azureml-mlflow` for azureml://)")
     if scheme in ("http", "https") and not parts.hostname:
-        raise ValueError(f"MLFLOW_TRACKING_URI={shown!r} names no host")
+        raise ConfigError(f"MLFLOW_TRACKING_URI={shown!r} names no host")
     try:
         parts.port  # noqa: B018 - raises on a port that is not a number
     except ValueError:
-        raise ValueError(f"MLFLOW_TRACKING_URI={shown!r} has an invalid port") from None
+        raise ConfigError(f"MLFLOW_TRACKING_URI={shown!r} has an invalid port") from None
     return uri
 
 
-def journal_dir() -> str:
+def tracking_uri(cwd: str | None = None) -> str:
+    """``MLFLOW_TRACKING_URI`` if set (and well formed), else the embedded default for ``cwd``."""
+    return BY_NAME["MLFLOW_TRACKING_URI"].get() or default_tracking_uri(cwd)
+
+
+def journal_dir(home: str | None = None) -> str:
     """``$AZML_HOME/journal``; ``AZML_HOME`` defaults to ``~/.azml``."""
-    home = os.environ.get("AZML_HOME") or os.path.join(os.path.expanduser("~"), ".azml")
+    home = home or raw("AZML_HOME") or os.path.join(os.path.expanduser("~"), ".azml")
     return os.path.join(home, "journal")
-
-
-def _env_number(name: str, default: float, cast=float):
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = cast(raw)
-    except ValueError:
-        raise ValueError(f"{name}={raw!r} is not a number") from None
-    if value < 0:
-        raise ValueError(f"{name}={raw!r} must not be negative")
-    return value
-
-
-def http_timeout(default: float) -> float:
-    """``AZML_HTTP_TIMEOUT``: seconds a request to a tracking server may take (else ``default``)."""
-    return _env_number("AZML_HTTP_TIMEOUT", default) or default
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything a session needs from the environment, captured once at logger creation."""
+    """Everything the library needs from the environment, read and checked once when the
+    logger is made (``from_env``) and passed down: session, dispatcher, sender, store."""
 
     cwd: str = field(default_factory=lambda: os.path.abspath(os.getcwd()))
     tracking_uri: str = ""
@@ -181,24 +333,31 @@ class Settings:
     journal_dir: str = field(default_factory=lambda: journal_dir())
     max_journal_bytes: int = DEFAULT_MAX_JOURNAL_BYTES
     wait_timeout: float = DEFAULT_WAIT_TIMEOUT
+    upload_outputs: bool = True
+    share_directory: str | None = None  # None: Workbench's default folder for the project
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
+    http_timeout: float = DEFAULT_HTTP_TIMEOUT
+    gc_freeze: bool = True
 
     @classmethod
-    def from_env(cls) -> "Settings":
-        cwd = os.path.abspath(os.getcwd())
-        return cls(
-            cwd=cwd,
-            tracking_uri=tracking_uri(cwd),
-            # Workbench kept run history per project folder: default to its name.
-            experiment_name=os.environ.get("MLFLOW_EXPERIMENT_NAME")
-            or os.path.basename(cwd)
-            or "Default",
-            run_id=os.environ.get("MLFLOW_RUN_ID") or None,
-            flush_timeout=_env_number("AZML_FLUSH_TIMEOUT", DEFAULT_FLUSH_TIMEOUT),
-            max_output_bytes=_env_number("AZML_MAX_OUTPUT_BYTES", DEFAULT_MAX_OUTPUT_BYTES, int),
-            journal_dir=journal_dir(),
-            max_journal_bytes=_env_number("AZML_MAX_JOURNAL_BYTES", DEFAULT_MAX_JOURNAL_BYTES, int),
-            wait_timeout=_env_number("AZML_WAIT_TIMEOUT", DEFAULT_WAIT_TIMEOUT),
-        )
+    def from_env(cls, names=None, *, strict: bool = False, environ=None,
+                 cwd: str | None = None) -> "Settings":
+        """The settings ``names`` (default: all) from ``environ``; the others keep their
+        defaults, so a command that reads only what it uses is never failed by the rest.
+        ``strict`` (the ``azml`` commands): a bad value raises ``ConfigError``; else (a
+        training script) it warns once and the default is used."""
+        environ = os.environ if environ is None else environ
+        warn_unknown(environ)
+        cwd = os.path.abspath(cwd or os.getcwd())
+        chosen = SETTINGS if names is None else [BY_NAME[name] for name in names]
+        read = {s.name: s.get(environ, strict=strict) for s in chosen}
+        values = {s.field: read[s.name] for s in chosen if s.field and read[s.name] is not None}
+        values["tracking_uri"] = values.get("tracking_uri") or default_tracking_uri(cwd)
+        # Workbench kept run history per project folder: default to its name.
+        values["experiment_name"] = (values.get("experiment_name") or os.path.basename(cwd)
+                                     or "Default")
+        home = read.get("AZML_HOME") or BY_NAME["AZML_HOME"].raw(environ)
+        return cls(cwd=cwd, journal_dir=journal_dir(home), **values)
 
     @property
     def outputs_dir(self) -> str:

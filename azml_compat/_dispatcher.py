@@ -26,7 +26,9 @@ import threading
 import time
 from typing import TYPE_CHECKING, Callable
 
-from ._config import DEFAULT_WAIT_TIMEOUT, redact_text
+from ._consts import (CLOSE_TIMEOUT, COMMIT_INTERVAL, DEFAULT_WAIT_TIMEOUT, HIGH_WATER, LOW_WATER,
+                      PACE_TIMEOUT, SEND_WINDOW, TAKE_LIMIT)
+from ._redact import redact_text
 from ._sender import Stopped
 from ._steps import SharedSteps
 
@@ -35,17 +37,6 @@ if TYPE_CHECKING:
     from ._sender import Sender
 
 log = logging.getLogger("azml")
-
-COMMIT_INTERVAL = 0.05  # seconds between group commits; the issue allows up to ~0.2
-SEND_WINDOW = 5_000  # records the sender reads from the journal at a time
-TAKE_LIMIT = 20_000  # records per journal transaction
-HIGH_WATER = 100_000  # records waiting in RAM (~20 MB) before log() paces itself
-LOW_WATER = 20_000
-PACE_TIMEOUT = 1.0  # longest a paced log() waits for a writer that does not catch up
-# Seconds close() waits for the threads to end when the session closes: they are idle once
-# everything is delivered, and a sender waiting to retry wakes at once; only one inside a
-# request to a hung store (up to AZML_HTTP_TIMEOUT) is left to end on its own, as a daemon.
-CLOSE_TIMEOUT = 2.0
 
 
 class DeliveryTimeout(TimeoutError):

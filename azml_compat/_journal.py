@@ -30,7 +30,7 @@ import threading
 from typing import Protocol, runtime_checkable
 
 from ._records import ARTIFACT, END, FILE, METRIC, SERIES, TAG
-from ._config import redact_text
+from ._redact import redact_text
 
 log = logging.getLogger("azml")
 

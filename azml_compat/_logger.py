@@ -6,7 +6,7 @@ import json
 import time
 
 from ._records import ARTIFACT, MAX_TAG_VALUE, METRIC, SERIES, TAG
-from ._config import redact
+from ._redact import redact
 from ._dispatcher import DoneHandle, Handle
 from ._paths import clean_artifact_path
 from ._session import Session

@@ -14,6 +14,7 @@ import threading
 import time
 
 from ._config import Settings
+from ._consts import FORK_QUIESCE_WAIT
 from ._logger import AzureMLLogger
 from ._records import FAILED, KILLED
 from ._session import Session, run_spec
@@ -23,10 +24,6 @@ _logger: AzureMLLogger | None = None
 _hooks_installed = False
 _owner_pid = os.getpid()  # the process whose SIGTERM handler we installed
 _previous_sigterm = None  # what SIGTERM did before we installed ours
-# Seconds a fork may wait for our threads to leave SQLite: milliseconds in practice, but the
-# first MLflow import (~1-1.5 s) and a new SQLite store's migrations (~2 s; over 10 s seen on
-# a loaded 2-core machine) are waited for too. A fork never waits for the network.
-FORK_QUIESCE_WAIT = 60.0
 _unsafe_fork: str | None = None  # set in the parent while it forks with a call still inside
 _forking = False  # between our before-fork and after-fork hooks
 

@@ -13,7 +13,8 @@ import tempfile
 from contextlib import contextmanager
 from types import SimpleNamespace
 
-from ._config import Settings, redact, tracking_uri
+from ._config import Settings, tracking_uri
+from ._redact import redact
 from ._paths import clean_artifact_path
 from ._records import NAME_TAG_PREFIX
 from ._runs import DRIVER_LOG, Page, _document_value, _number, _run_from_json, fields, rows, values
@@ -37,7 +38,7 @@ def unreachable(uri: str, detail: str) -> str:
 
 def default_experiment() -> str:
     """The library's choice: ``MLFLOW_EXPERIMENT_NAME``, else the working directory's name."""
-    return Settings.from_env().experiment_name
+    return Settings.from_env(("MLFLOW_EXPERIMENT_NAME",), strict=True).experiment_name
 
 
 class RestSearch:

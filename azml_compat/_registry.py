@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 
-from ._config import redact
+from ._redact import redact
 from ._query import History, HistoryError, _fetch_into
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import collections
 import gc
 import logging
-import os
 import queue
 import random
 import threading
@@ -23,15 +22,14 @@ from concurrent.futures import Future
 from typing import Callable
 
 from ._batching import ARTIFACT, END, FILE, Batch, pack
-from ._config import redact, redact_text
+from ._config import Settings
+from ._consts import BACKOFF_MAX, BACKOFF_START
+from ._redact import redact, redact_text
 from ._records import RUN_KEY_TAG, RunSpec
 from ._stores import connect
 from ._stores.base import Store, http_status, is_run_level, is_transient
 
 log = logging.getLogger("azml")
-
-BACKOFF_START = 0.5
-BACKOFF_MAX = 30.0
 
 
 def backoff_delay(attempt: int, retry_after: float | None = None,
@@ -59,14 +57,15 @@ def _describe(exc: BaseException) -> str:
     return redact_text(f"{type(exc).__name__}: {text[0] if text else ''}")[:300]
 
 
-def freeze_heap() -> None:
+def freeze_heap(enabled: bool = True) -> None:
     """Exempt the objects alive now (mostly MLflow's, just imported) from future collections.
 
     Importing MLflow adds several hundred thousand objects to the training process; without
     this, every full collection of the script's garbage walks them all (~120 ms here: measured
-    as stalls of the caller's ``log()`` in bench case 1). ``AZML_GC_FREEZE=0`` turns it off.
+    as stalls of the caller's ``log()`` in bench case 1). ``AZML_GC_FREEZE=0`` (``enabled``
+    False) turns it off.
     """
-    if os.environ.get("AZML_GC_FREEZE", "1") != "0":
+    if enabled:
         gc.freeze()
 
 
@@ -79,13 +78,19 @@ class Sender:
     """
 
     def __init__(self, spec: RunSpec, on_run=None,
-                 store_factory: Callable[[str], Store] = connect,
+                 store_factory: Callable[[str], Store] | None = None,
                  give_up_after: float | None = None, on_blocked=None, quiet: bool = False,
                  gate: "ForkGate | None" = None, *,
                  clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], object] | None = None,
-                 uniform: Callable[[float, float], float] = random.uniform) -> None:
+                 uniform: Callable[[float, float], float] = random.uniform,
+                 settings: Settings | None = None) -> None:
         self.spec = spec
+        # The store's tuning (timeout, requests in flight) and ours, as read at logger creation.
+        self.settings = settings or Settings()
+        if store_factory is None:
+            def store_factory(uri):
+                return connect(uri, self.settings)
         # told of a 401/403 (and of the recovery, with None): waiters should not wait on it
         self._on_blocked = on_blocked or (lambda exc: None)
         # A forked child's store is its parent's: the parent already tells the user when the
@@ -111,7 +116,7 @@ class Sender:
         self.store = self._retry(lambda: self._store_factory(self.spec.tracking_uri), "connect")
         if not getattr(self.store, "FORK_GATED", True):
             self.gate.exempt()
-        freeze_heap()
+        freeze_heap(self.settings.gc_freeze)
         self.run_id = self._open_run(self.spec)
         if self.store.CONCURRENCY > 1:
             self._pool = _Pool(self.store.CONCURRENCY)

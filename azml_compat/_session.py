@@ -11,8 +11,10 @@ import sys
 import time
 import uuid
 
-from ._config import Settings, redact, redact_text
-from ._dispatcher import CLOSE_TIMEOUT, Dispatcher, exit_message
+from ._config import Settings
+from ._consts import CLOSE_TIMEOUT
+from ._dispatcher import Dispatcher, exit_message
+from ._redact import redact, redact_text
 from ._journal import Journal, MemoryJournal, SpilledJournal
 from ._keys import KeyMap
 from ._outputs import ProgressBar, scan, warn_skipped
@@ -139,7 +141,7 @@ class Session:
         if self._unsafe:
             raise RuntimeError(self._unsafe)
         self._sender = Sender(self.spec, on_run=self._on_run, on_blocked=self.dispatcher.block,
-                              quiet=not self.main, gate=self.gate)
+                              quiet=not self.main, gate=self.gate, settings=self.settings)
         return self._sender
 
     def quiesce(self, timeout: float) -> bool:
@@ -203,7 +205,7 @@ class Session:
         try:
             if not self._ended:
                 self._ended = True
-                upload_outputs = self.main and os.environ.get("AZML_UPLOAD_OUTPUTS", "1") != "0"
+                upload_outputs = self.main and self.settings.upload_outputs
                 if upload_outputs:
                     files, skipped = scan(self.settings.outputs_dir, self.settings.max_output_bytes)
                     warn_skipped(skipped, self.settings.max_output_bytes)

@@ -15,8 +15,10 @@ import time
 from typing import NamedTuple
 import uuid
 
-from ._config import Settings, redact
+from ._config import Settings
+from ._consts import STARTUP_ALLOWANCE
 from ._query import unreachable
+from ._redact import redact
 from ._runs import DRIVER_LOG, STATUS
 from ._session import Session, now_ms, script_tags
 from ._sender import _describe
@@ -25,11 +27,6 @@ from ._workbench_env import prepare
 
 # Exit codes a shell gives a process ended by SIGINT, SIGKILL or SIGTERM.
 KILLED_CODES = {128 + signal.SIGINT, 128 + signal.SIGKILL, 128 + signal.SIGTERM}
-# Seconds allowed on top of AZML_FLUSH_TIMEOUT for the run to be created before any failure is
-# seen: the sender first imports MLflow (1-2 s alone) and a new SQLite store runs its ~68
-# migrations (~2 s). On a loaded 2-core machine that took more than 3 s in all, so a short
-# flush bound must not also be the time a working store has to answer.
-STARTUP_ALLOWANCE = 60.0
 # MLflow's words for a server that did not answer at all (said as `unreachable` says it).
 _UNREACHABLE = re.compile(r"Max retries exceeded|Failed to establish a new connection")
 
@@ -77,7 +74,7 @@ def submit(script: str, args, out=None, err=None) -> Submitted:
     err = err or sys.stderr.buffer
     if not os.path.isfile(script):
         raise FileNotFoundError(f"script {script!r} not found")
-    settings = Settings.from_env()
+    settings = Settings.from_env(strict=True)  # a bad value is the command's one error line
     session = Session(settings, RunSpec(settings.tracking_uri, settings.experiment_name,
                                         start_time_ms=now_ms(),
                                         tags=script_tags(script, args, settings.cwd),
@@ -85,7 +82,7 @@ def submit(script: str, args, out=None, err=None) -> Submitted:
     run_id = _wait_for_run(session)
     _say(err, f"azml: run {run_id} in experiment {settings.experiment_name!r} ({redact(settings.tracking_uri)})")
     # What Workbench had ready before the script started: ./outputs and the share directory.
-    env = {**os.environ, **prepare(settings.cwd), "MLFLOW_RUN_ID": run_id,
+    env = {**os.environ, **prepare(settings.cwd, settings.share_directory), "MLFLOW_RUN_ID": run_id,
            "MLFLOW_TRACKING_URI": settings.tracking_uri, "AZML_UPLOAD_OUTPUTS": "0",
            "PYTHONUNBUFFERED": "1"}
     code = 1  # if the script cannot even start: Failed

@@ -19,8 +19,9 @@ import time
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
-from ._config import journal_dir, redact
-from ._dispatcher import SEND_WINDOW
+from ._config import Settings, journal_dir, raw
+from ._consts import SEND_WINDOW
+from ._redact import redact
 from ._journal import Journal, JournalLocked
 from ._sender import Sender
 from ._steps import SharedSteps
@@ -52,8 +53,13 @@ def journals(directory: str | None = None) -> list[str]:
     return sorted(glob.glob(os.path.join(directory or journal_dir(), "*.db")))
 
 
+# What delivering a journal reads from the environment (the store's tuning); nothing else is
+# checked, so a bad value of a setting sync does not use never fails it.
+SYNC_SETTINGS = ("AZML_HTTP_TIMEOUT", "AZML_MAX_IN_FLIGHT")
+
+
 def sync(directory: str | None = None, dry_run: bool = False,
-         give_up_after: float = 30.0) -> list[SyncResult]:
+         give_up_after: float = 30.0, settings: Settings | None = None) -> list[SyncResult]:
     """Replay every journal in ``directory`` (default ``$AZML_HOME/journal``).
 
     Journals of the processes that create their run come first; then those of forked children
@@ -62,6 +68,7 @@ def sync(directory: str | None = None, dry_run: bool = False,
     nothing is lost; but while the parent's journal is in use or could not be delivered, its
     children wait for the next sync rather than race their parent to create the run.
     """
+    settings = settings or Settings.from_env(SYNC_SETTINGS, strict=True)
     if not dry_run:
         _remove_partials(directory or journal_dir())
     owners, members = [], []
@@ -71,7 +78,7 @@ def sync(directory: str | None = None, dry_run: bool = False,
         (members if is_member else owners).append((path, meta.get("run_key")))
     results, waiting = [], set()
     for path, key in owners:
-        result = sync_one(path, dry_run, give_up_after)
+        result = sync_one(path, dry_run, give_up_after, settings)
         if not result.ok and key:
             waiting.add(key)
         results.append(result)
@@ -80,7 +87,7 @@ def sync(directory: str | None = None, dry_run: bool = False,
             results.append(SyncResult(journal=path, skipped=(
                 "waiting for the journal of the process that creates its run")))
         else:
-            results.append(sync_one(path, dry_run, give_up_after))
+            results.append(sync_one(path, dry_run, give_up_after, settings))
     return results
 
 
@@ -117,7 +124,8 @@ def _remove_partials(directory: str) -> None:
                 os.close(fd)
 
 
-def sync_one(path: str, dry_run: bool = False, give_up_after: float = 30.0) -> SyncResult:
+def sync_one(path: str, dry_run: bool = False, give_up_after: float = 30.0,
+             settings: Settings | None = None) -> SyncResult:
     result = SyncResult(journal=path)
     try:
         journal = Journal(path, wait_lock=False)
@@ -129,7 +137,7 @@ def sync_one(path: str, dry_run: bool = False, give_up_after: float = 30.0) -> S
         log.warning("azml: skipping journal %s: %s", path, exc)
         return result
     try:
-        _replay(journal, result, dry_run, give_up_after)
+        _replay(journal, result, dry_run, give_up_after, settings)
     except UnreadableJournal as exc:
         result.skipped = f"unreadable journal ({exc})"
         log.warning("azml: skipping journal %s: %s", path, exc)
@@ -153,14 +161,15 @@ class UnreadableJournal(Exception):
 _REQUIRED_META = ("tracking_uri", "experiment_name")
 
 
-def _replay(journal: Journal, result: SyncResult, dry_run: bool, give_up_after: float) -> None:
+def _replay(journal: Journal, result: SyncResult, dry_run: bool, give_up_after: float,
+            settings: Settings | None = None) -> None:
     meta = journal.meta()
     missing = [key for key in _REQUIRED_META if key not in meta]
     if missing:
         raise UnreadableJournal(f"no {', '.join(missing)} in its meta: its process was probably "
                                 "killed while creating it")
     result.tracking_uri = uri = meta["tracking_uri"]  # as journaled: any password redacted
-    current = os.environ.get("MLFLOW_TRACKING_URI")
+    current = raw("MLFLOW_TRACKING_URI")
     if current and redact(current) == uri:
         uri = current  # the same store, with the credentials the journal must not keep
     result.run_id = meta.get("run_id")
@@ -180,7 +189,7 @@ def _replay(journal: Journal, result: SyncResult, dry_run: bool, give_up_after: 
         journal.set_meta(run_id=run_id)
         result.run_id = run_id
 
-    sender = Sender(spec, on_run=remember, give_up_after=give_up_after).start()
+    sender = Sender(spec, on_run=remember, give_up_after=give_up_after, settings=settings).start()
     steps_dir = os.path.join(os.path.dirname(os.path.dirname(journal.path)), "steps")
     shared = SharedSteps.from_meta(steps_dir, meta)
     if shared is not None and shared.from_store:

@@ -12,6 +12,8 @@ import os
 import sys
 import time
 
+from ._config import raw, value
+
 SHARE_VARIABLE = "AZUREML_NATIVE_SHARE_DIRECTORY"
 SHARE_SETTING = "AZML_SHARE_DIRECTORY"
 NOTEBOOK_FALLBACK = "notebook.ipynb"
@@ -23,14 +25,16 @@ log = logging.getLogger("azml")
 
 
 # -- ./outputs and the share directory -------------------------------------------------------
-def share_directory(cwd: str) -> str:
+def share_directory(cwd: str, chosen: str | None = None) -> str:
     """The persistent folder of the project in ``cwd``, with a trailing separator.
 
-    ``AZML_SHARE_DIRECTORY`` if set, else ``~/.azureml/share/<folder name>-<8 hex digits of the
+    ``chosen`` or ``AZML_SHARE_DIRECTORY`` if set, else ``~/.azureml/share/<folder name>-<8 hex digits of the
     SHA-1 of its absolute path>/`` (Workbench's base folder; the hash keeps two projects that
     share a folder name apart).
     """
-    chosen = os.environ.get(SHARE_SETTING)
+    # Read here, not from a logger's settings: the folder exists before the script's first
+    # line (``import azureml.logging``), as Workbench had it, logger or not.
+    chosen = chosen or value(SHARE_SETTING)
     if chosen:
         path = os.path.abspath(os.path.expanduser(chosen))
     else:
@@ -41,7 +45,7 @@ def share_directory(cwd: str) -> str:
     return os.path.join(path, "")  # scripts write os.environ[...] + "file.txt"
 
 
-def prepare(cwd: str | None = None) -> dict:
+def prepare(cwd: str | None = None, share: str | None = None) -> dict:
     """Make ``<cwd>/outputs`` and the share directory; returns the environment a Workbench run
     has that this one lacks (``AZUREML_NATIVE_SHARE_DIRECTORY``, unless already set).
 
@@ -50,9 +54,9 @@ def prepare(cwd: str | None = None) -> dict:
     """
     cwd = os.path.abspath(cwd or os.getcwd())
     _makedirs(os.path.join(cwd, "outputs"), "the outputs folder")
-    if os.environ.get(SHARE_VARIABLE):
+    if raw(SHARE_VARIABLE):
         return {}
-    share = share_directory(cwd)
+    share = share_directory(cwd, share)
     _makedirs(share, f"the share directory ({SHARE_VARIABLE})")
     return {SHARE_VARIABLE: share}
 
@@ -158,6 +162,6 @@ def import_mlflow_quietly() -> None:
     first = "mlflow" not in sys.modules
     import mlflow  # noqa: F401 - this import is what configures MLflow's loggers
 
-    if first and not os.environ.get("MLFLOW_LOGGING_LEVEL"):
+    if first and not raw("MLFLOW_LOGGING_LEVEL"):
         for name in ("mlflow", "alembic"):
             logging.getLogger(name).setLevel(logging.WARNING)

@@ -39,10 +39,22 @@ def pytest_sessionfinish(session, exitstatus):
 # The `azml` that pip installed with this interpreter comes first on PATH, for the tests and the
 # processes they start (under pyenv, `python -m pip` leaves no shim until `pyenv rehash`).
 os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
-# Variables that would point a child process somewhere other than where the test says.
-_SCRUBBED = ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID",
-             "AZML_FLUSH_TIMEOUT", "AZML_MAX_OUTPUT_BYTES", "AZML_UPLOAD_OUTPUTS", "AZML_HOME",
-             "AZML_MAX_JOURNAL_BYTES", "AZUREML_NATIVE_SHARE_DIRECTORY", "AZML_HTTP_TIMEOUT")
+
+def _scrubbed() -> tuple[str, ...]:
+    """Variables that would point a child process somewhere other than where the test says:
+    every setting the library declares, plus MLflow's own that choose a store, run or server.
+    AZML_SHARE_DIRECTORY stays: the autouse ``azml_home`` fixture points it into tmp for every
+    child. AZML_REQUIRE_POSTGRES is the suite's own (team_support), not a setting."""
+    from azml_compat._config import SETTINGS
+
+    declared = {setting.name for setting in SETTINGS} - {"AZML_SHARE_DIRECTORY"}
+    mlflow_own = {"MLFLOW_EXPERIMENT_ID", "MLFLOW_REGISTRY_URI", "MLFLOW_TRACKING_INSECURE_TLS",
+                  "MLFLOW_TRACKING_SERVER_CERT_PATH", "MLFLOW_TRACKING_CLIENT_CERT_PATH",
+                  "MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT"}
+    return tuple(sorted(declared | mlflow_own | {"AZML_REQUIRE_POSTGRES"}))
+
+
+_SCRUBBED = _scrubbed()
 
 
 def clean_env(**extra) -> dict:

@@ -10,7 +10,7 @@ import pytest
 from cli_support import AZML
 from conftest import Store, free_port
 
-from azml_compat._config import redact, redact_text
+from azml_compat._redact import redact, redact_text
 
 ENV_PASSWORD = "EnvPassw0rd-77"
 ENV_TOKEN = "EnvTok3n-88"

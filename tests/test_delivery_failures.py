@@ -540,13 +540,15 @@ def test_wait_without_timeout_on_a_failing_store_raises_after_the_bound(tmp_path
 
 
 def test_a_bad_wait_timeout_setting_names_itself(tmp_path):
+    """A training script is not stopped by a tuning value: one line names it, the default holds."""
     from conftest import clean_env
 
     proc = subprocess.run([sys.executable, "-c", HEADER + "get_azureml_logger()"], cwd=tmp_path,
                           env=clean_env(AZML_WAIT_TIMEOUT="soon", AZML_HOME=str(tmp_path / "h"),
                                         HOME=str(tmp_path)),
                           capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 1 and "AZML_WAIT_TIMEOUT='soon'" in proc.stderr
+    assert proc.returncode == 0 and "AZML_WAIT_TIMEOUT='soon'" in proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 # -- the exit message is counted from the journal -----------------------------------------------

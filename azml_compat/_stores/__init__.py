@@ -10,14 +10,18 @@ from __future__ import annotations
 from .mlflow_client import MlflowStore
 
 
-def connect(tracking_uri: str) -> MlflowStore:
-    """The store for a URI: direct REST for servers, MlflowClient for everything else."""
+def connect(tracking_uri: str, settings=None) -> MlflowStore:
+    """The store for a URI: direct REST for servers, MlflowClient for everything else;
+    ``settings`` (``_config.Settings``) gives a server's timeout and requests in flight."""
     if tracking_uri.startswith(("http://", "https://")):
-        return _rest_store(tracking_uri)
+        return _rest_store(tracking_uri, settings)
     return MlflowStore(tracking_uri)
 
 
-def _rest_store(tracking_uri: str) -> MlflowStore:
+def _rest_store(tracking_uri: str, settings=None) -> MlflowStore:
     from .rest import RestStore
 
-    return RestStore(tracking_uri)
+    if settings is None:
+        return RestStore(tracking_uri)
+    return RestStore(tracking_uri, timeout=settings.http_timeout,
+                     concurrency=settings.max_in_flight)

@@ -8,7 +8,7 @@ import re
 import time
 from urllib.parse import quote, urlsplit
 
-from .._config import http_timeout
+from .. import _consts
 from .._records import RunSpec
 from .base import (PermanentError, StoreError, _first_run, _key_filter, _never_sent,
                    check_artifact_name, open_source)
@@ -33,21 +33,21 @@ class RestStore(MlflowStore):
     Artifacts still go through ``MlflowClient``, which knows every artifact store.
     """
 
-    TIMEOUT = 30  # seconds per request; AZML_HTTP_TIMEOUT overrides it
-    # Requests in flight. MLflow's server runs several workers, and on uvicorn a kept-alive
-    # request stalls ~40 ms between headers and body: overlapping requests hides that.
-    CONCURRENCY = int(os.environ.get("AZML_MAX_IN_FLIGHT", "4"))
-    CREATE_LANDING = 4  # request timeouts a lost runs/create may take to land on the server
+    TIMEOUT = _consts.DEFAULT_HTTP_TIMEOUT  # seconds per request (AZML_HTTP_TIMEOUT)
+    CONCURRENCY = _consts.DEFAULT_MAX_IN_FLIGHT  # requests in flight (AZML_MAX_IN_FLIGHT)
+    CREATE_LANDING = _consts.CREATE_LANDING
     FORK_GATED = False  # HTTP calls leave nothing a forked child could hang on (see ForkGate)
 
-    def __init__(self, tracking_uri: str) -> None:
+    def __init__(self, tracking_uri: str, timeout: float | None = None,
+                 concurrency: int | None = None) -> None:
         super().__init__(tracking_uri)
         from mlflow.utils.credentials import get_default_host_creds
         from mlflow.utils.rest_utils import http_request
 
         self._creds = get_default_host_creds(tracking_uri)
         self._http = http_request
-        self.TIMEOUT = http_timeout(self.TIMEOUT)
+        self.TIMEOUT = timeout or self.TIMEOUT
+        self.CONCURRENCY = concurrency or self.CONCURRENCY
         self._unanswered_create = None  # monotonic time a runs/create went out unanswered
 
     def _call(self, endpoint: str, method: str = "POST", body: dict | None = None) -> dict:

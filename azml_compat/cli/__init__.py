@@ -7,7 +7,7 @@ import traceback
 import click
 
 from azml_compat import __version__
-from azml_compat._config import redact_text
+from azml_compat._redact import redact_text
 from azml_compat._query import unreachable
 
 from ._output import DEBUG, debug_option

@@ -6,7 +6,7 @@ import os
 
 import click
 
-from azml_compat._config import redact_text
+from azml_compat._redact import redact_text
 from azml_compat._query import unreachable
 from azml_compat._sync import list_journals, sync as sync_journals
 

@@ -1,0 +1,48 @@
+"""Tuning constants and the defaults of every setting: the one place they are defined.
+
+Modules import what they use from here; ``_config`` declares which of them a user can change
+(and through which variable). Nothing here reads the environment or imports anything.
+"""
+from __future__ import annotations
+
+# -- defaults of the settings (see ``_config.SETTINGS``) ------------------------------------------
+DEFAULT_FLUSH_TIMEOUT = 30.0  # seconds without progress before the exit stops waiting
+DEFAULT_MAX_OUTPUT_BYTES = 512 * 1024 * 1024  # larger files in outputs/ are skipped
+DEFAULT_MAX_JOURNAL_BYTES = 1024 * 1024 * 1024  # past it, new records wait in memory
+DEFAULT_WAIT_TIMEOUT = 300.0  # seconds without delivery before a bare wait() gives up
+DEFAULT_HTTP_TIMEOUT = 30.0  # seconds per request to a tracking server
+# Requests in flight to a tracking server. MLflow's server runs several workers, and on uvicorn
+# a kept-alive request stalls ~40 ms between headers and body: overlapping requests hides that.
+DEFAULT_MAX_IN_FLIGHT = 4
+
+# -- the dispatcher (``_dispatcher``) -------------------------------------------------------------
+COMMIT_INTERVAL = 0.05  # seconds between group commits: RAM holds at most this much of the log
+SEND_WINDOW = 5_000  # records the sender reads from the journal at a time
+TAKE_LIMIT = 20_000  # records per journal transaction
+HIGH_WATER = 100_000  # records waiting in RAM (~20 MB) before log() paces itself
+LOW_WATER = 20_000
+PACE_TIMEOUT = 1.0  # longest a paced log() waits for a writer that does not catch up
+# Seconds close() waits for the threads to end when the session closes: they are idle once
+# everything is delivered, and a sender waiting to retry wakes at once; only one inside a
+# request to a hung store (up to AZML_HTTP_TIMEOUT) is left to end on its own, as a daemon.
+CLOSE_TIMEOUT = 2.0
+
+# -- the sender's retry policy (``_sender``) ------------------------------------------------------
+BACKOFF_START = 0.5  # seconds before the first retry; doubled (with jitter) after each failure
+BACKOFF_MAX = 30.0
+
+# -- forks (``_process``) -------------------------------------------------------------------------
+# Seconds a fork may wait for our threads to leave SQLite: milliseconds in practice, but the
+# first MLflow import (~1-1.5 s) and a new SQLite store's migrations (~2 s; over 10 s seen on
+# a loaded 2-core machine) are waited for too. A fork never waits for the network.
+FORK_QUIESCE_WAIT = 60.0
+
+# -- azml submit (``_submit``) --------------------------------------------------------------------
+# Seconds allowed on top of AZML_FLUSH_TIMEOUT for the run to be created before any failure is
+# seen: the sender first imports MLflow (1-2 s alone) and a new SQLite store runs its ~68
+# migrations (~2 s). On a loaded 2-core machine that took more than 3 s in all, so a short
+# flush bound must not also be the time a working store has to answer.
+STARTUP_ALLOWANCE = 60.0
+
+# -- a tracking server (``_stores.rest``) ---------------------------------------------------------
+CREATE_LANDING = 4  # request timeouts a lost runs/create may take to land on the server
