@@ -34,8 +34,13 @@ class HistoryError(Exception):
 
 def unreachable(uri: str, detail: str) -> str:
     """The one line for a server that does not answer, with the OS's reason if ``detail`` has it."""
-    reason = re.search(r"\[Errno -?\d+\] ([^\"')]+)", detail)
-    return f"cannot reach the tracking server {redact(uri)}: {reason.group(1) if reason else 'no answer'}"
+    reason = re.search(r"\[Errno (-?\d+)\] ([^\"')]+)", detail)
+    if reason is None:
+        return f"cannot reach the tracking server {redact(uri)}: no answer"
+    # The OS's own words for a known errno: a message cut short upstream keeps them whole.
+    number = int(reason.group(1))
+    text = os.strerror(number) if number > 0 else reason.group(2)
+    return f"cannot reach the tracking server {redact(uri)}: {text}"
 
 
 def default_experiment() -> str:

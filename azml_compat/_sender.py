@@ -94,6 +94,7 @@ class Sender:
         delay = BACKOFF_START
         first_failure = None
         while True:
+            attempt = time.monotonic()
             try:
                 with self.gate:
                     result = call()
@@ -103,7 +104,9 @@ class Sender:
                 if http_status(exc) in (401, 403):
                     self._on_blocked(exc)
                 now = time.monotonic()
-                first_failure = first_failure or now
+                # Unreachable since the failed attempt began: one that hung for its whole
+                # timeout counts, so a give-up bound holds on a server that never answers.
+                first_failure = first_failure or attempt
                 if self._give_up_after is not None and now - first_failure > self._give_up_after:
                     raise GaveUp(f"cannot {what} at {redact(self.spec.tracking_uri)} "
                                  f"({_describe(exc)})") from exc
@@ -119,6 +122,8 @@ class Sender:
                         )
                 # Honour the server's Retry-After (429/503), else back off with jitter.
                 wait = max(delay * random.uniform(0.5, 1.0), getattr(exc, "retry_after", 0) or 0)
+                if self._give_up_after is not None:  # one last try at the bound, not a backoff past it
+                    wait = min(wait, max(0.0, first_failure + self._give_up_after - now) + 0.05)
                 time.sleep(min(wait, BACKOFF_MAX))
                 delay = min(delay * 2, BACKOFF_MAX)
                 continue
