@@ -22,7 +22,7 @@ import os
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from ._consts import (DEFAULT_FLUSH_TIMEOUT, DEFAULT_HTTP_TIMEOUT, DEFAULT_MAX_IN_FLIGHT,
+from ._consts import (DEFAULT_FLUSH_TIMEOUT, DEFAULT_MAX_IN_FLIGHT,
                       DEFAULT_MAX_JOURNAL_BYTES, DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_WAIT_TIMEOUT)
 from ._redact import redact, redact_text
 
@@ -168,7 +168,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MLFLOW_RUN_ID", text, None, "attach to this run (never ended by us)",
             field="run_id"),
     Setting("MLFLOW_TRACKING_USERNAME", text, None,
-            "user for a server's basic auth, through MLflow's own handling"),
+            "user for a server's basic auth (also `~/.mlflow/credentials`), MLflow's rules"),
     Setting("MLFLOW_TRACKING_PASSWORD", text, None,
             "password for a server's basic auth; never printed"),
     Setting("MLFLOW_TRACKING_TOKEN", text, None, "bearer token for a server; never printed"),
@@ -199,9 +199,9 @@ SETTINGS: tuple[Setting, ...] = (
             "raises; 0: wait for ever", field="wait_timeout"),
     Setting("AZML_MAX_IN_FLIGHT", positive_count, DEFAULT_MAX_IN_FLIGHT,
             "concurrent metric batches to a tracking server", field="max_in_flight"),
-    Setting("AZML_HTTP_TIMEOUT", positive_seconds, DEFAULT_HTTP_TIMEOUT,
+    Setting("AZML_HTTP_TIMEOUT", positive_seconds, None,
             "seconds one request to a tracking server may take before it is retried",
-            field="http_timeout"),
+            field="http_timeout", shown="30 (a script), 10 (`azml` commands)"),
     Setting("AZML_GC_FREEZE", switch, True,
             "0: do not `gc.freeze()` after importing MLflow (see `bench/README.md`)",
             field="gc_freeze"),
@@ -336,7 +336,7 @@ class Settings:
     upload_outputs: bool = True
     share_directory: str | None = None  # None: Workbench's default folder for the project
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
-    http_timeout: float = DEFAULT_HTTP_TIMEOUT
+    http_timeout: float | None = None  # None: the path's own (_rest.request_timeout)
     gc_freeze: bool = True
 
     @classmethod

@@ -10,7 +10,11 @@ DEFAULT_FLUSH_TIMEOUT = 30.0  # seconds without progress before the exit stops w
 DEFAULT_MAX_OUTPUT_BYTES = 512 * 1024 * 1024  # larger files in outputs/ are skipped
 DEFAULT_MAX_JOURNAL_BYTES = 1024 * 1024 * 1024  # past it, new records wait in memory
 DEFAULT_WAIT_TIMEOUT = 300.0  # seconds without delivery before a bare wait() gives up
-DEFAULT_HTTP_TIMEOUT = 30.0  # seconds per request to a tracking server
+# Seconds per request to a tracking server: a script's sender waits for a slow server's answer
+# (it retries anyway); an `azml` command must end within 15 s against a server that accepts
+# connections and never answers (10 s + start-up).
+DEFAULT_HTTP_TIMEOUT = 30.0
+CLI_HTTP_TIMEOUT = 10.0
 # Requests in flight to a tracking server. MLflow's server runs several workers, and on uvicorn
 # a kept-alive request stalls ~40 ms between headers and body: overlapping requests hides that.
 DEFAULT_MAX_IN_FLIGHT = 4

@@ -4,6 +4,7 @@ The CLI formats; this module fetches, returning plain JSON-ready data (shaped by
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import posixpath
@@ -12,12 +13,15 @@ import shutil
 import tempfile
 from contextlib import contextmanager
 from types import SimpleNamespace
+from urllib.parse import quote
 
 from ._config import Settings, tracking_uri
 from ._redact import redact
 from ._paths import clean_artifact_path
 from ._records import NAME_TAG_PREFIX
 from ._runs import DRIVER_LOG, Page, _document_value, _number, _run_from_json, fields, rows, values
+from ._stores.base import StoreError
+from ._stores.mlflow_client import bounded_mlflow_http
 
 DEFAULT_MAX = 100
 PAGE = 1000  # runs per search request
@@ -32,8 +36,13 @@ class HistoryError(Exception):
 
 def unreachable(uri: str, detail: str) -> str:
     """The one line for a server that does not answer, with the OS's reason if ``detail`` has it."""
-    reason = re.search(r"\[Errno -?\d+\] ([^\"')]+)", detail)
-    return f"cannot reach the tracking server {redact(uri)}: {reason.group(1) if reason else 'no answer'}"
+    reason = re.search(r"\[Errno (-?\d+)\] ([^\"')]+)", detail)
+    if reason is None:
+        return f"cannot reach the tracking server {redact(uri)}: no answer"
+    # The OS's own words for a known errno: a message cut short upstream keeps them whole.
+    number = int(reason.group(1))
+    text = os.strerror(number) if number > 0 else reason.group(2)
+    return f"cannot reach the tracking server {redact(uri)}: {text}"
 
 
 def default_experiment() -> str:
@@ -41,55 +50,41 @@ def default_experiment() -> str:
     return Settings.from_env(("MLFLOW_EXPERIMENT_NAME",), strict=True).experiment_name
 
 
-class RestSearch:
-    """Experiment lookup and run search on a tracking server with plain ``requests``.
+class ServerQueries:
+    """What the CLI asks a tracking server, through the one REST client (``_rest``).
 
-    ``list`` must answer in under 2 s and importing MLflow alone costs 1-1.7 s, so the list
-    path does without it; it reads the same credential and TLS variables MLflow does.
+    No MLflow import (1-1.7 s) and no MLflow retries (7 tries, minutes on a dead server): each
+    request is tried once with the CLI's timeout, and a server that refuses or does not answer
+    is one ``HistoryError`` naming it. Objects come back in the shapes ``_runs`` reads from
+    MLflow's (``_run_from_json``, entries with ``path``/``is_dir``/``file_size``).
     """
 
     def __init__(self, uri: str) -> None:
-        import requests
-        from requests.adapters import HTTPAdapter
-        from urllib3.util.retry import Retry
+        from ._rest import RestClient, request_timeout
 
         self.uri = uri.rstrip("/")
-        self.http = requests.Session()
-        retries = Retry(total=int(os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES") or 2),
-                        backoff_factor=0.5, status_forcelist=(429, 500, 502, 503, 504),
-                        allowed_methods=None)
-        self.http.mount(self.uri, HTTPAdapter(max_retries=retries))
-        env = os.environ.get
-        if env("MLFLOW_TRACKING_TOKEN"):
-            self.http.headers["Authorization"] = "Bearer " + env("MLFLOW_TRACKING_TOKEN")
-        elif env("MLFLOW_TRACKING_USERNAME"):
-            self.http.auth = (env("MLFLOW_TRACKING_USERNAME"), env("MLFLOW_TRACKING_PASSWORD", ""))
-        insecure = env("MLFLOW_TRACKING_INSECURE_TLS", "").lower() == "true"
-        self.http.verify = False if insecure else env("MLFLOW_TRACKING_SERVER_CERT_PATH") or True
-        self.http.cert = env("MLFLOW_TRACKING_CLIENT_CERT_PATH") or None
-        self.timeout = float(env("MLFLOW_HTTP_REQUEST_TIMEOUT") or 120)
+        self.rest = RestClient(self.uri, timeout=request_timeout(cli=True))
 
-    def _call(self, method: str, endpoint: str, **kwargs) -> dict:
-        import requests
+    def call(self, endpoint: str, method: str = "GET", body: dict | None = None,
+             rest=None) -> dict:
+        try:
+            return (rest or self.rest).call(endpoint, method, body)
+        except StoreError:
+            raise
+        except OSError as exc:  # requests' errors: refused, reset, timed out
+            raise self.unreachable(exc, rest) from exc
 
-        try:
-            response = self.http.request(method, f"{self.uri}/api/2.0/mlflow/{endpoint}",
-                                         timeout=self.timeout, **kwargs)
-        except requests.ConnectionError as exc:
-            raise HistoryError(unreachable(self.uri, str(exc))) from exc
-        try:
-            body = response.json() if response.content else {}
-        except ValueError:
-            body = {}
-        if response.status_code != 200:
-            raise RestError(body.get("message") or f"HTTP {response.status_code} from {endpoint}",
-                            body.get("error_code"))
-        return body
+    def unreachable(self, exc: BaseException, rest=None) -> HistoryError:
+        rest = rest or self.rest
+        if "timed out" in str(exc) or "Timeout" in type(exc).__name__:
+            return HistoryError(f"cannot reach the tracking server {redact(rest.uri)}: no answer "
+                                f"within {rest.timeout:g} s (AZML_HTTP_TIMEOUT)")
+        return HistoryError(unreachable(rest.uri, str(exc)))
 
     def get_experiment_by_name(self, name: str):
         try:
-            found = self._call("GET", "experiments/get-by-name", params={"experiment_name": name})
-        except RestError as exc:
+            found = self.call("experiments/get-by-name", body={"experiment_name": name})
+        except StoreError as exc:
             if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
                 return None
             raise
@@ -100,16 +95,119 @@ class RestSearch:
                 "max_results": max_results, "run_view_type": "ACTIVE_ONLY"}
         if page_token:
             body["page_token"] = page_token
-        found = self._call("POST", "runs/search", json=body)
+        found = self.call("runs/search", "POST", body)
         page = Page(_run_from_json(doc) for doc in found.get("runs", []))
         page.token = found.get("next_page_token") or None
         return page
 
+    def get_run(self, run_id: str):
+        return _run_from_json(self.call("runs/get", body={"run_id": run_id})["run"])
 
-class RestError(Exception):
-    def __init__(self, message: str, error_code: str | None) -> None:
-        super().__init__(message)
-        self.error_code = error_code
+    def get_metric_history(self, run_id: str, key: str) -> list:
+        points, token = [], None
+        while True:
+            body = {"run_id": run_id, "metric_key": key, "max_results": 25000}
+            if token:
+                body["page_token"] = token
+            found = self.call("metrics/get-history", body=body)
+            points += [SimpleNamespace(value=float(m["value"]), step=int(m.get("step", 0)),
+                                       timestamp=int(m.get("timestamp", 0)))
+                       for m in found.get("metrics", [])]
+            token = found.get("next_page_token")
+            if not token:
+                return points
+
+    # -- artifacts the server proxies (``mlflow-artifacts:``): plain HTTP ----------------------
+    def proxied(self, artifact_uri: str):
+        """``(client, root)`` when the server proxies ``artifact_uri``, else None (MLflow's)."""
+        from ._rest import proxied_root
+
+        return proxied_root(self.rest, artifact_uri)
+
+    def list_proxied(self, target, path: str | None) -> list:
+        rest, root = target
+        folder = posixpath.join(root, path) if path else root
+        found = self.call(ARTIFACTS_API, body={"path": folder}, rest=rest).get("files", [])
+        entries = [SimpleNamespace(path=posixpath.join(path, f["path"]) if path else f["path"],
+                                   is_dir=bool(f.get("is_dir")),
+                                   file_size=int(f["file_size"]) if "file_size" in f else None)
+                   for f in found]
+        # Listing a file answers the file itself; MLflow's clients answer nothing.
+        if path and len(entries) == 1 and not entries[0].is_dir and \
+                entries[0].path == posixpath.join(path, posixpath.basename(path)):
+            return []
+        return entries
+
+    def download_proxied(self, target, path: str, local: str) -> None:
+        """One artifact file (``path`` under the root) into ``local``, streamed."""
+        rest, root = target
+        endpoint = f"{ARTIFACTS_API}/{quote(posixpath.join(root, path).strip('/'), safe='/')}"
+        try:
+            response = rest.request("GET", endpoint, stream=True)
+            if response.status_code != 200:
+                raise StoreError.from_response(response, endpoint)
+            os.makedirs(os.path.dirname(local) or ".", exist_ok=True)
+            with response, open(local, "wb") as fh:
+                for chunk in response.iter_content(1 << 20):
+                    fh.write(chunk)
+        except StoreError:
+            raise
+        except OSError as exc:
+            if getattr(exc, "filename", None):  # a local file we cannot write
+                raise
+            raise self.unreachable(exc, rest) from exc
+
+    def download_tree(self, target, path: str | None, is_dir: bool, directory: str) -> None:
+        """``path`` (a file or folder; None for all) into ``directory`` as MLflow lays it out:
+        all of a run keeps its paths; a given file or folder lands as its last component."""
+        base = posixpath.dirname(path) if path else ""
+        if path and not is_dir:
+            self.download_proxied(target, path, _local(directory, path, base))
+            return
+        folders = [path]
+        while folders:
+            for entry in self.list_proxied(target, folders.pop()):
+                if entry.is_dir:
+                    folders.append(entry.path)
+                else:
+                    self.download_proxied(target, entry.path, _local(directory, entry.path, base))
+
+    # -- the model registry --------------------------------------------------------------------
+    def create_registered_model(self, name: str) -> None:
+        self.call("registered-models/create", "POST", {"name": name})
+
+    def create_model_version(self, name: str, source: str, run_id: str) -> str:
+        found = self.call("model-versions/create", "POST",
+                          {"name": name, "source": source, "run_id": run_id})
+        return str(found["model_version"]["version"])
+
+    def model_versions(self, name: str) -> list[str]:
+        versions, token = [], None
+        while True:
+            body = {"filter": f"name='{name}'", "max_results": 1000}
+            if token:
+                body["page_token"] = token
+            found = self.call("model-versions/search", body=body)
+            versions += [str(v["version"]) for v in found.get("model_versions", [])]
+            token = found.get("next_page_token")
+            if not token:
+                return versions
+
+    def download_uri(self, name: str, version: str) -> str:
+        return self.call("model-versions/get-download-uri",
+                         body={"name": name, "version": version})["artifact_uri"]
+
+
+ARTIFACTS_API = "/api/2.0/mlflow-artifacts/artifacts"
+
+
+def _local(directory: str, path: str, base: str) -> str:
+    """Where artifact ``path`` goes under ``directory``: relative to ``base``, confined."""
+    rel = posixpath.relpath(path, base) if base else path
+    clean = posixpath.normpath(rel)
+    if clean.startswith("../") or clean == ".." or posixpath.isabs(clean):
+        raise HistoryError(f"artifact path {path!r} would leave {directory}")
+    return os.path.join(directory, *clean.split("/"))
 
 
 class History:
@@ -118,7 +216,10 @@ class History:
     def __init__(self, uri: str | None = None) -> None:
         self.uri = uri or tracking_uri()
         self._client = None
-        self._search = RestSearch(self.uri) if self.uri.startswith(("http://", "https://")) else None
+        self._runs = {}  # run id -> run, fetched once per command
+        # A server is asked through the REST client; MLflow only for what it alone reaches.
+        self.server = ServerQueries(self.uri) if self.uri.startswith(("http://", "https://")) else None
+        self._search = self.server
 
     @property
     def searcher(self):
@@ -169,6 +270,13 @@ class History:
         return rows(self.search(experiment, max_runs))
 
     def run(self, run_id: str):
+        if self.server is not None:
+            try:
+                return self.server.get_run(run_id)
+            except StoreError as exc:
+                if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                    raise HistoryError(f"run {run_id!r} not found in {redact(self.uri)}") from exc
+                raise
         from mlflow.exceptions import MlflowException
 
         try:
@@ -192,9 +300,10 @@ class History:
         run_id, tags = run.info.run_id, run.data.tags
         series = {}
         for key in sorted(run.data.metrics):
-            history = sorted(self.client.get_metric_history(run_id, key),
+            history = sorted((self.server or self.client).get_metric_history(run_id, key),
                              key=lambda m: (m.step, m.timestamp))
             series[tags.get(NAME_TAG_PREFIX + key, key)] = [_number(m.value) for m in history]
+        self._runs[run_id] = run
         paths = sorted(self.artifact_paths(run_id))
         # A name logged both as a number or string and as a document shows the former.
         found = {**self.documents(run, paths), **values(run)}
@@ -208,10 +317,8 @@ class History:
         wanted = [p for p in paths if re.fullmatch(r"metrics/[^/]+\.json", p)]
         if not wanted:
             return {}
-        from mlflow.artifacts import download_artifacts
-
         run_id = run.info.run_id
-        sizes = {e.path: e.file_size for e in self.client.list_artifacts(run_id, "metrics")}
+        sizes = {e.path: e.file_size for e in self.list_artifacts(run_id, "metrics")}
         found = {}
         with tempfile.TemporaryDirectory(prefix="azml-") as tmp:
             for path in wanted:
@@ -222,8 +329,7 @@ class History:
                     found[name] = f"({size:,} bytes: artifact {path})"
                     continue
                 try:
-                    local = download_artifacts(run_id=run_id, artifact_path=path, dst_path=tmp,
-                                               tracking_uri=self.uri)
+                    local = self.fetch_file(run_id, path, tmp)
                     with open(local, encoding="utf-8") as fh:
                         document = json.load(fh)
                     name, value = document.get("name", name), document["value"]
@@ -238,8 +344,42 @@ class History:
         return rows([self.run(run_id) for run_id in run_ids])
 
     # -- artifacts --------------------------------------------------------------------------
+    def _proxied(self, run_id: str):
+        """``(client, root)`` if the server proxies this run's artifacts, else None."""
+        if self.server is None:
+            return None
+        run = self._runs.get(run_id) or self.run(run_id)
+        self._runs[run_id] = run
+        return self.server.proxied(run.info.artifact_uri or "")
+
+    def list_artifacts(self, run_id: str, folder: str | None = None) -> list:
+        target = self._proxied(run_id)
+        if target is not None:
+            return self.server.list_proxied(target, folder)
+        with self._bounded():
+            return self.client.list_artifacts(run_id, folder)
+
+    def _bounded(self):
+        """Around calls only MLflow can make on a server (artifacts it alone reaches)."""
+        if self.server is None:
+            return contextlib.nullcontext()
+        return bounded_mlflow_http(self.server.rest.timeout)
+
+    def fetch_file(self, run_id: str, path: str, tmp: str) -> str:
+        """One artifact file downloaded into the folder ``tmp``; its local path."""
+        target = self._proxied(run_id)
+        if target is not None:
+            local = os.path.join(tmp, *path.split("/"))
+            self.server.download_proxied(target, path, local)
+            return local
+        from mlflow.artifacts import download_artifacts
+
+        with self._bounded():
+            return download_artifacts(run_id=run_id, artifact_path=path, dst_path=tmp,
+                                      tracking_uri=self.uri)
+
     def artifact_paths(self, run_id: str, folder: str | None = None):
-        for entry in self.client.list_artifacts(run_id, folder):
+        for entry in self.list_artifacts(run_id, folder):
             if entry.is_dir:
                 yield from self.artifact_paths(run_id, entry.path)
             else:
@@ -253,7 +393,7 @@ class History:
             if candidate is None:
                 continue
             parent = posixpath.dirname(candidate) or None
-            for entry in self.client.list_artifacts(run_id, parent):
+            for entry in self.list_artifacts(run_id, parent):
                 if entry.path == candidate:
                     return entry
         raise HistoryError(f"run {run_id} has no {what} {path!r}")
@@ -261,37 +401,62 @@ class History:
     @contextmanager
     def artifact_file(self, run_id: str, path: str):
         """A local copy of one artifact file, removed afterwards."""
-        from mlflow.artifacts import download_artifacts
-
         entry = self.artifact(run_id, path)
         if entry.is_dir:
             raise HistoryError(f"{path!r} of run {run_id} is a folder; use "
                                f"`azml history download -r {run_id} -a {entry.path} -d DIR`")
         with tempfile.TemporaryDirectory(prefix="azml-") as tmp:
-            yield download_artifacts(run_id=run_id, artifact_path=entry.path, dst_path=tmp,
-                                     tracking_uri=self.uri)
+            yield self.fetch_file(run_id, entry.path, tmp)
 
     def download(self, run_id: str, path: str | None, directory: str,
                  overwrite: bool = False) -> list[str]:
         """All the run's artifacts into ``directory`` keeping their paths, or only ``path``
         (file or folder) as ``directory/<its last component>``, as MLflow downloads it."""
         if path:
-            rel = self.artifact(run_id, path).path
+            entry = self.artifact(run_id, path)
+            rel, is_dir = entry.path, entry.is_dir
         else:
             self.run(run_id)
-            rel = None
-        return _fetch_into(directory, overwrite, run_id=run_id, artifact_path=rel,
-                           tracking_uri=self.uri)
+            rel, is_dir = None, True
+        target = self._proxied(run_id)
+        if target is not None:
+            return _fetch_into(directory, overwrite, fetch=lambda tmp: self.server.download_tree(
+                target, rel, is_dir, tmp))
+        with self._bounded():
+            return _fetch_into(directory, overwrite, run_id=run_id, artifact_path=rel,
+                               tracking_uri=self.uri)
+
+    def fetch_uri(self, artifact_uri: str, directory: str, overwrite: bool = False) -> list[str]:
+        """Everything under ``artifact_uri`` (a model version's) into ``directory``, as
+        ``directory/<its last component>``."""
+        target = self.server.proxied(artifact_uri) if self.server is not None else None
+        if target is None:
+            with self._bounded():
+                return _fetch_into(directory, overwrite, artifact_uri=artifact_uri,
+                                   tracking_uri=self.uri)
+        rest, root = target
+        parent, name = posixpath.split(root.rstrip("/"))
+        parent_target = (rest, parent)
+        entries = self.server.list_proxied(parent_target, None)
+        entry = next((e for e in entries if e.path == name), None)
+        if entry is None:
+            raise HistoryError(f"{redact(artifact_uri)} holds no artifacts")
+        return _fetch_into(directory, overwrite, fetch=lambda tmp: self.server.download_tree(
+            parent_target, name, entry.is_dir, tmp))
 
 
-def _fetch_into(directory: str, overwrite: bool, **download) -> list[str]:
-    """Download into a scratch folder inside ``directory``, then move the files into place,
-    refusing to replace existing files unless ``overwrite``. Returns the files written."""
-    from mlflow.artifacts import download_artifacts
-
+def _fetch_into(directory: str, overwrite: bool, fetch=None, **download) -> list[str]:
+    """Download into a scratch folder inside ``directory`` (with ``fetch(folder)``, else
+    MLflow's ``download_artifacts(**download)``), then move the files into place, refusing to
+    replace existing files unless ``overwrite``. Returns the files written."""
     os.makedirs(directory, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".azml-download-", dir=directory) as tmp:
-        download_artifacts(dst_path=tmp, **download)
+        if fetch is not None:
+            fetch(tmp)
+        else:
+            from mlflow.artifacts import download_artifacts
+
+            download_artifacts(dst_path=tmp, **download)
         files = sorted(os.path.relpath(os.path.join(folder, name), tmp)
                        for folder, _, names in os.walk(tmp) for name in names)
         for rel in files:

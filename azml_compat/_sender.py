@@ -161,6 +161,7 @@ class Sender:
         while True:
             if self._stop.is_set():
                 raise Stopped(f"stopped before it could {what}; the records stay in the journal")
+            began = self._clock()
             try:
                 with self.gate:
                     result = call()
@@ -170,7 +171,9 @@ class Sender:
                 if http_status(exc) in (401, 403):
                     self._on_blocked(exc)
                 now = self._clock()
-                first_failure = now if first_failure is None else first_failure
+                # Unreachable since the failed attempt began: one that hung for its whole
+                # timeout counts, so a give-up bound holds on a server that never answers.
+                first_failure = began if first_failure is None else first_failure
                 if self._give_up_after is not None and now - first_failure > self._give_up_after:
                     raise GaveUp(f"cannot {what} at {redact(self.spec.tracking_uri)} "
                                  f"({_describe(exc)})") from exc
@@ -185,8 +188,10 @@ class Sender:
                             _describe(exc),
                         )
                 # Honour the server's Retry-After (429/503), else back off with jitter.
-                self._pause(backoff_delay(attempt, getattr(exc, "retry_after", None),
-                                          self._uniform))
+                wait = backoff_delay(attempt, getattr(exc, "retry_after", None), self._uniform)
+                if self._give_up_after is not None:  # one last try at the bound, not a backoff past it
+                    wait = min(wait, max(0.0, first_failure + self._give_up_after - now) + 0.05)
+                self._pause(wait)
                 attempt += 1
                 continue
             if self._failing:

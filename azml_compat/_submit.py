@@ -19,6 +19,7 @@ from ._config import Settings
 from ._consts import STARTUP_ALLOWANCE
 from ._query import unreachable
 from ._redact import redact
+from ._rest import request_timeout
 from ._runs import DRIVER_LOG, STATUS
 from ._session import Session, now_ms, script_tags
 from ._sender import _describe
@@ -110,7 +111,13 @@ def _wait_for_run(session: Session) -> str:
     before anything ran. The sender's "retrying in the background" warnings are held back
     meanwhile: the script will not be started, so the one line to say is why.
     """
-    bound = session.settings.flush_timeout
+    bound = flush_bound = session.settings.flush_timeout
+    total = bound + STARTUP_ALLOWANCE
+    if session.spec.tracking_uri.startswith(("http://", "https://")):
+        # A server needs no MLflow import and no migrations: the run is one request away,
+        # and a command must answer within 15 s on a server that is down or never answers.
+        bound = min(bound, request_timeout(cli=True))
+        total = request_timeout(cli=True)
     held = _HoldWarnings()
     logging.getLogger("azml").addFilter(held)
     started = time.monotonic()
@@ -119,7 +126,7 @@ def _wait_for_run(session: Session) -> str:
             now = time.monotonic()
             if held.first_failure is not None and now - held.first_failure >= bound:
                 break
-            if now - started >= bound + STARTUP_ALLOWANCE:
+            if now - started >= total:
                 break
     finally:
         logging.getLogger("azml").removeFilter(held)
@@ -131,13 +138,13 @@ def _wait_for_run(session: Session) -> str:
     if session.dispatcher.fatal is not None:
         what = f"cannot create the run at {redact(uri)} ({_describe(session.dispatcher.fatal)})"
     elif held.last is not None and _UNREACHABLE.search(held.last):
-        what = f"{unreachable(uri, held.last)}, still after {bound:g} s (AZML_FLUSH_TIMEOUT)"
+        setting = " (AZML_FLUSH_TIMEOUT)" if bound == flush_bound else ""
+        what = f"{unreachable(uri, held.last)}, still after {bound:g} s{setting}"
     elif held.last is not None:
         what = (f"cannot create the run at {redact(uri)} (still failing after {bound:g} s, "
                 f"AZML_FLUSH_TIMEOUT: {held.last})")
     else:
-        what = (f"cannot create the run at {redact(uri)} (no answer within "
-                f"{bound + STARTUP_ALLOWANCE:g} s)")
+        what = f"cannot create the run at {redact(uri)} (no answer within {total:g} s)"
     raise RunNotCreated(f"{what}; the run was not created and the script was not started")
 
 

@@ -23,7 +23,8 @@ from ._config import Settings, journal_dir, raw
 from ._consts import SEND_WINDOW
 from ._redact import redact
 from ._journal import Journal, JournalLocked
-from ._sender import Sender
+from ._sender import GaveUp, Sender
+from ._stores import connect
 from ._steps import SharedSteps
 from ._records import KILLED, RunSpec
 
@@ -76,9 +77,17 @@ def sync(directory: str | None = None, dry_run: bool = False,
         meta = _peek(path)
         is_member = meta.get("owned") is False and not meta.get("run_id") and meta.get("run_key")
         (members if is_member else owners).append((path, meta.get("run_key")))
-    results, waiting = [], set()
+    results, waiting, gave_up = [], set(), {}
     for path, key in owners:
+        uri = _peek(path).get("tracking_uri")
+        if uri in gave_up:  # one unreachable store costs one give-up bound, not one per journal
+            results.append(SyncResult(journal=path, tracking_uri=uri, error=gave_up[uri]))
+            if key:
+                waiting.add(key)
+            continue
         result = sync_one(path, dry_run, give_up_after, settings)
+        if result.error and result.error.startswith("GaveUp:"):
+            gave_up[result.tracking_uri] = result.error
         if not result.ok and key:
             waiting.add(key)
         results.append(result)
@@ -149,9 +158,23 @@ def sync_one(path: str, dry_run: bool = False, give_up_after: float = 30.0,
         log.warning("azml: skipping corrupted journal %s: %s", path, exc)
     except Exception as exc:  # noqa: BLE001 - reported per journal; the others still sync
         result.error = f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, GaveUp) and exc.__cause__ is not None:  # the OS's reason, whole
+            result.error += f" [{exc.__cause__}]"
     finally:
         journal.close(prune=not dry_run and result.ok)
     return result
+
+
+def _command_store(tracking_uri: str, settings: Settings | None):
+    """The store for a replay: ``azml sync`` is a command, so a server gets the CLI's request
+    timeout (a hung server is given up on within the command's bound, not after 30 s)."""
+    if tracking_uri.startswith(("http://", "https://")):
+        from ._rest import request_timeout
+        from ._stores.rest import RestStore
+
+        return RestStore(tracking_uri, timeout=request_timeout(cli=True, settings=settings),
+                         concurrency=settings.max_in_flight if settings else None)
+    return connect(tracking_uri, settings)
 
 
 class UnreadableJournal(Exception):
@@ -189,7 +212,9 @@ def _replay(journal: Journal, result: SyncResult, dry_run: bool, give_up_after: 
         journal.set_meta(run_id=run_id)
         result.run_id = run_id
 
-    sender = Sender(spec, on_run=remember, give_up_after=give_up_after, settings=settings).start()
+    # quiet: "retrying in the background" is not what a sync does; its result says it all
+    sender = Sender(spec, on_run=remember, give_up_after=give_up_after, settings=settings,
+                    store_factory=lambda uri: _command_store(uri, settings), quiet=True).start()
     steps_dir = os.path.join(os.path.dirname(os.path.dirname(journal.path)), "steps")
     shared = SharedSteps.from_meta(steps_dir, meta)
     if shared is not None and shared.from_store:

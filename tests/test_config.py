@@ -132,8 +132,11 @@ ALLOWED_ENVIRON = {
     ("_workbench_env.py", "notebook_path"): "JPY_SESSION_NAME: Jupyter's, names the notebook",
     ("_submit.py", "submit"): "the script's environment: ours plus its run",
     ("cli/_output.py", "terminal_width"): "COLUMNS: the terminal's width",
-    ("_query.py", "__init__"): "MLflow's own client variables (credentials, TLS), as its client "
-                               "reads them",
+    ("_rest.py", "__init__"): "MLflow's own client variables (credentials, TLS), read as its "
+                              "client reads them, when a client is made",
+    ("_rest.py", "_truthy"): "the same, for MLflow's yes/no variables (MLFLOW_TRACKING_INSECURE_TLS)",
+    ("_rest.py", "mlflow_request_reason"): "MLflow's variables that only its request code "
+                                           "implements (MLFLOW_TRACKING_AUTH, ...)",
 }
 
 

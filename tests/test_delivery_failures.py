@@ -122,7 +122,7 @@ def test_one_artifact_upload_attempt_is_bounded_on_a_hung_server(tmp_path):
 
     store = RestStore(url)
     store.TIMEOUT = 2
-    store.__dict__["_roots"] = {"r": (store._creds, "1/r/artifacts")}
+    store.__dict__["_roots"] = {"r": (store.http, "1/r/artifacts")}
     with pytest.raises(Exception, match="timeout"):
         store.upload_bytes("r", "a.txt", b"x")  # one try, bounded by the timeout
     listener.close()

@@ -7,19 +7,21 @@ import os
 import posixpath
 import tempfile
 
+from .._consts import DEFAULT_HTTP_TIMEOUT
 from .._records import RunSpec
 from .base import _first_run, _key_filter, check_artifact_name, open_source
 
 
 @contextlib.contextmanager
-def bounded_mlflow_http():
-    """MLflow's own HTTP retries off for the duration of one upload attempt.
+def bounded_mlflow_http(timeout: float = DEFAULT_HTTP_TIMEOUT):
+    """MLflow's own HTTP retries off, and its timeout ours, for the duration of one call.
 
     MLflow's artifact clients retry each request inside one call (urllib3, 7 tries with backoff:
     496 s measured against a hung server), which made ``azml sync --give-up-after`` meaningless.
-    The sender's retry policy decides instead. Settings the user made are left alone.
+    The sender's retry policy decides instead; an `azml` command passes its own 10 s timeout so
+    it ends within 15 s on a dead server. Settings the user made are left alone.
     """
-    names = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
+    names = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": f"{timeout:g}"}
     added = [name for name in names if name not in os.environ]
     for name in added:
         os.environ[name] = names[name]

@@ -6,10 +6,12 @@ import os
 import posixpath
 import re
 import time
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from .. import _consts
+from .._context import context_tags
 from .._records import RunSpec
+from .._rest import LOGGING_TIMEOUT, RestClient, proxied_root
 from .base import (PermanentError, StoreError, _first_run, _key_filter, _never_sent,
                    check_artifact_name, open_source)
 from .mlflow_client import MlflowStore
@@ -25,12 +27,14 @@ def _json_number(value: float):
 
 
 class RestStore(MlflowStore):
-    """An ``http(s)://`` tracking server, spoken to directly for the hot calls.
+    """An ``http(s)://`` tracking server, spoken to through ``RestClient``: no MLflow import.
 
     MLflow's client retries each request itself for minutes (urllib3, 7 retries); here every
     request is tried once and the sender's policy decides (backoff, ``Retry-After``, giving up
-    at exit), while MLflow's own credential handling (basic auth, token, TLS) is reused.
-    Artifacts still go through ``MlflowClient``, which knows every artifact store.
+    at exit). Artifacts the server proxies (``mlflow-artifacts:``) are plain HTTP too; only a
+    run whose artifacts live elsewhere (S3, Azure Blob, ...) imports MLflow, for its uploads,
+    through ``MlflowClient`` which knows every artifact store. The class shares
+    ``MlflowStore``'s run lifecycle logic, never its ``__init__`` (which imports MLflow).
     """
 
     TIMEOUT = _consts.DEFAULT_HTTP_TIMEOUT  # seconds per request (AZML_HTTP_TIMEOUT)
@@ -39,25 +43,28 @@ class RestStore(MlflowStore):
     FORK_GATED = False  # HTTP calls leave nothing a forked child could hang on (see ForkGate)
 
     def __init__(self, tracking_uri: str, timeout: float | None = None,
-                 concurrency: int | None = None) -> None:
-        super().__init__(tracking_uri)
-        from mlflow.utils.credentials import get_default_host_creds
-        from mlflow.utils.rest_utils import http_request
-
-        self._creds = get_default_host_creds(tracking_uri)
-        self._http = http_request
-        self.TIMEOUT = timeout or self.TIMEOUT
+                 concurrency: int | None = None) -> None:  # not MlflowStore.__init__: no MLflow
+        self.tracking_uri = tracking_uri
+        self.TIMEOUT = timeout or LOGGING_TIMEOUT
         self.CONCURRENCY = concurrency or self.CONCURRENCY
+        self.http = RestClient(tracking_uri, timeout=self.TIMEOUT)  # every request goes through it
+        self._mlflow_client = None
         self._unanswered_create = None  # monotonic time a runs/create went out unanswered
 
+    @property
+    def client(self):
+        """``MlflowClient``, made (and MLflow imported) only for artifacts it must upload."""
+        if self._mlflow_client is None:
+            from .._workbench_env import import_mlflow_quietly
+
+            import_mlflow_quietly()
+            from mlflow.tracking import MlflowClient
+
+            self._mlflow_client = MlflowClient(self.tracking_uri)
+        return self._mlflow_client
+
     def _call(self, endpoint: str, method: str = "POST", body: dict | None = None) -> dict:
-        kwargs = {"json": body} if method == "POST" else {"params": body}
-        response = self._http(self._creds, endpoint, method, max_retries=0, backoff_factor=0,
-                              backoff_jitter=0, raise_on_status=False, timeout=self.TIMEOUT,
-                              **kwargs)
-        if response.status_code != 200:
-            raise StoreError.from_response(response, endpoint)
-        return response.json() if response.content else {}
+        return self.http.call(endpoint, method, body, timeout=self.TIMEOUT)
 
     def _get_run(self, run_id: str) -> None:
         self._call("/api/2.0/mlflow/runs/get", "GET", {"run_id": run_id})
@@ -78,13 +85,11 @@ class RestStore(MlflowStore):
         sent) we only look. A request that never got through (connection refused) is no such
         risk and is retried at once.
         """
-        from mlflow.tracking.context.registry import resolve_tags
-
         sent = self._unanswered_create
         if sent is not None and time.monotonic() - sent < self.CREATE_LANDING * self.TIMEOUT:
             raise TimeoutError(f"runs/create went unanswered {time.monotonic() - sent:.0f} s "
                                "ago; waiting for it to land before creating again")
-        tags = [{"key": k, "value": str(v)} for k, v in resolve_tags(spec.tags).items()]
+        tags = [{"key": k, "value": str(v)} for k, v in context_tags(spec.tags).items()]
         body = {"experiment_id": experiment_id, "start_time": spec.start_time_ms, "tags": tags}
         sent = time.monotonic()
         try:
@@ -140,17 +145,7 @@ class RestStore(MlflowStore):
         return cache[run_id]
 
     def _proxied(self, artifact_uri: str):
-        parts = urlsplit(artifact_uri)
-        if parts.scheme == "mlflow-artifacts":
-            if parts.netloc and parts.netloc != urlsplit(self.tracking_uri).netloc:
-                return None  # another host: let MLflow resolve it
-            return self._creds, parts.path.strip("/")
-        if parts.scheme in ("http", "https") and self.ARTIFACTS_API in parts.path:
-            from mlflow.utils.credentials import get_default_host_creds
-
-            base, root = artifact_uri.split(self.ARTIFACTS_API, 1)
-            return get_default_host_creds(base), root.strip("/")
-        return None
+        return proxied_root(self.http, artifact_uri)
 
     @staticmethod
     def _check_proxied_name(artifact_path: str) -> None:
@@ -170,10 +165,8 @@ class RestStore(MlflowStore):
         self._check_proxied_name(artifact_path)
         endpoint = f"{self.ARTIFACTS_API}/{quote(posixpath.join(root, artifact_path), safe='/')}"
         with opener() as body:
-            response = self._http(creds, endpoint, "PUT", data=body, max_retries=0,
-                                  backoff_factor=0, backoff_jitter=0, raise_on_status=False,
-                                  timeout=self.TIMEOUT,
-                                  extra_headers={"Content-Type": "application/octet-stream"})
+            response = creds.request("PUT", endpoint, data=body, timeout=self.TIMEOUT,
+                                     headers={"Content-Type": "application/octet-stream"})
         if response.status_code == 200:
             return True
         error = StoreError.from_response(response, f"PUT {artifact_path}")
@@ -193,9 +186,8 @@ class RestStore(MlflowStore):
         for depth in range(len(parts)):
             folder = posixpath.join(root, *parts[:depth])
             try:
-                response = self._http(creds, self.ARTIFACTS_API, "GET", params={"path": folder},
-                                      max_retries=0, backoff_factor=0, backoff_jitter=0,
-                                      raise_on_status=False, timeout=self.TIMEOUT)
+                response = creds.request("GET", self.ARTIFACTS_API, params={"path": folder},
+                                         timeout=self.TIMEOUT)
                 files = response.json().get("files", []) if response.status_code == 200 else []
             except Exception:  # noqa: BLE001 - the server is down: a transient 500 after all
                 return False

@@ -13,6 +13,10 @@ from azml_compat._sync import list_journals, sync as sync_journals
 from ._output import rendered, table
 
 
+class NotDelivered(Exception):
+    """Said as every command's failure is: one ``azml: error:`` line, exit status 1."""
+
+
 def _row(result) -> dict:
     state = ("skipped: " + result.skipped if result.skipped else
              "failed: " + _reason(result) if result.error else
@@ -34,6 +38,8 @@ def _reason(result) -> str:
     text = redact_text(result.error)
     if "Max retries exceeded" in text or "Failed to establish a new connection" in text:
         return unreachable(result.tracking_uri, text)  # not MLflow's request dump
+    if "Read timed out" in text or "ConnectTimeout" in text:  # accepted, never answered
+        return f"cannot reach the tracking server {result.tracking_uri}: no answer"
     return text
 
 
@@ -71,7 +77,7 @@ def _table_or_list(rows: list) -> str:
 @click.option("--list", "list_only", is_flag=True,
               help="Only show every journal: run, store, pending and rejected records, age.")
 @click.option("--dry-run", is_flag=True, help="Only list what would be delivered.")
-@click.option("--give-up-after", type=float, default=30.0, show_default=True,
+@click.option("--give-up-after", type=float, default=5.0, show_default=True,
               help="Seconds to keep retrying an unreachable store before moving on.")
 @rendered(_table_or_list)
 def sync(list_only, dry_run, give_up_after):
@@ -86,8 +92,9 @@ def sync(list_only, dry_run, give_up_after):
     rows = [_row(r) for r in results]
     failed = [r for r in results if r.error]
     if failed:
-        click.echo(_table(rows), err=True)
-        raise click.ClickException(
+        if len(failed) < len(results):  # mixed outcomes: the table says which is which
+            click.echo(_table(rows), err=True)
+        raise NotDelivered(
             f"{len(failed)} journal(s) not delivered: {_reason(failed[0])}; they are kept, run "
             "`azml sync` again")
     return rows

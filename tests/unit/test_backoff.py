@@ -44,8 +44,9 @@ def test_sender_retries_with_backoff_on_its_clock_and_gives_up_when_told():
                     sleep=clock.sleep, uniform=LONGEST, quiet=True)
     with pytest.raises(GaveUp, match="open the run"):
         sender.start()
-    # failures at t = 0, 0.5, 1.5, 3.5, 7.5: the last is past 5 s after the first
-    assert clock.slept == [0.5, 1.0, 2.0, 4.0]
+    # failures at t = 0, 0.5, 1.5, 3.5, then one last try just past the 5 s bound (5.05), not
+    # a whole backoff past it (4 s more), so a give-up bound holds
+    assert clock.slept == [0.5, 1.0, 2.0, 1.55]
     assert len(store.calls) == 5
 
 

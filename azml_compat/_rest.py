@@ -1,0 +1,182 @@
+"""The one HTTP client for an MLflow tracking server: the logging path and the CLI share it.
+
+Built on ``requests`` alone, so neither the training process nor ``azml`` pays MLflow's import
+(1.1-1.7 s, ~200 MB) to talk to a server. It honours everything MLflow's own client honours for
+a server:
+
+* ``MLFLOW_TRACKING_USERNAME``/``MLFLOW_TRACKING_PASSWORD`` (or ``~/.mlflow/credentials``):
+  basic auth, which wins over ``MLFLOW_TRACKING_TOKEN`` (bearer), as in MLflow;
+* ``MLFLOW_TRACKING_INSECURE_TLS``, ``MLFLOW_TRACKING_SERVER_CERT_PATH``,
+  ``MLFLOW_TRACKING_CLIENT_CERT_PATH``; user info in the URI and the usual proxy variables
+  (``requests`` reads them, as it does for MLflow).
+
+What only MLflow's code can do (an auth plugin named by ``MLFLOW_TRACKING_AUTH``, AWS SigV4,
+a workspace header, request-header or request-auth providers installed as entry points) is
+detected from the environment and package metadata without importing MLflow; then every
+request goes through MLflow's own ``http_request`` (its retries off) so those apply.
+
+One timeout policy: ``AZML_HTTP_TIMEOUT`` seconds per request if set, else 30 s on the logging
+path (a slow server's answer is worth waiting for; the sender retries) and 10 s for the CLI (a
+command against a server that accepts connections and never answers must end within 15 s).
+Every request is tried once: retrying is the caller's policy (the sender's backoff; the CLI
+says so in one line). Errors name the endpoint and never a credential.
+"""
+from __future__ import annotations
+
+import configparser
+import os
+import threading
+from urllib.parse import urlsplit
+
+from ._config import Settings
+from ._consts import CLI_HTTP_TIMEOUT, DEFAULT_HTTP_TIMEOUT
+from ._redact import redact_text
+from ._stores.base import StoreError
+
+LOGGING_TIMEOUT = DEFAULT_HTTP_TIMEOUT  # seconds per request of the logging path
+CLI_TIMEOUT = CLI_HTTP_TIMEOUT  # seconds per request of an `azml` command
+# Entry-point groups MLflow loads request plugins from (mlflow/tracking/request_header/
+# registry.py and mlflow/tracking/request_auth/registry.py).
+PLUGIN_GROUPS = ("mlflow.request_header_provider", "mlflow.request_auth_provider")
+# Settings whose effect only MLflow's request code implements.
+MLFLOW_ONLY_SETTINGS = ("MLFLOW_TRACKING_AUTH", "MLFLOW_TRACKING_AWS_SIGV4", "MLFLOW_WORKSPACE")
+API = "/api/2.0/mlflow/"
+
+
+def request_timeout(cli: bool = False, settings: Settings | None = None) -> float:
+    """Seconds one request may take: ``AZML_HTTP_TIMEOUT`` (from ``settings``, else read now:
+    an ``azml`` command fails on a bad value, a script warns), else the path's default."""
+    if settings is None:
+        settings = Settings.from_env(["AZML_HTTP_TIMEOUT"], strict=cli)
+    return settings.http_timeout or (CLI_TIMEOUT if cli else LOGGING_TIMEOUT)
+
+
+def mlflow_request_reason() -> str | None:
+    """Why requests must go through MLflow's own code (a plugin or setting only it knows),
+    or None. Read from the environment and package metadata: MLflow is not imported."""
+    for name in MLFLOW_ONLY_SETTINGS:
+        if os.environ.get(name, "").strip() and os.environ.get(name, "").lower() != "false":
+            return f"{name} is set"
+    from importlib.metadata import entry_points
+
+    for group in PLUGIN_GROUPS:
+        try:
+            found = [ep.name for ep in entry_points(group=group)]
+        except Exception:  # noqa: BLE001 - a broken package's metadata: MLflow would skip it too
+            found = []
+        if found:
+            return f"{group} plugin {found[0]!r} installed"
+    return None
+
+
+def _truthy(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("true", "1")
+
+
+def _file_credentials() -> tuple[str | None, str | None]:
+    """``[mlflow]`` username/password from ``~/.mlflow/credentials``, as MLflow reads them."""
+    path = os.path.expanduser("~/.mlflow/credentials")
+    if not os.path.exists(path):
+        return None, None
+    config = configparser.ConfigParser()
+    try:
+        config.read(path)
+    except configparser.Error:
+        return None, None
+    if "mlflow" not in config:
+        return None, None
+    section = config["mlflow"]
+    return section.get("mlflow_tracking_username"), section.get("mlflow_tracking_password")
+
+
+class RestClient:
+    """Requests to one tracking server; ``call`` for its JSON API, ``request`` for the rest."""
+
+    def __init__(self, uri: str, timeout: float | None = None) -> None:
+        self.uri = uri.rstrip("/")
+        self.timeout = timeout if timeout is not None else LOGGING_TIMEOUT
+        self.via_mlflow = mlflow_request_reason()  # None: plain requests
+        env = os.environ.get
+        file_user, file_password = _file_credentials()
+        user = env("MLFLOW_TRACKING_USERNAME") or file_user
+        password = env("MLFLOW_TRACKING_PASSWORD") or file_password
+        self._headers = {"User-Agent": "azml-compat"}
+        self._auth = None
+        if user and password:
+            self._auth = (user, password)
+        elif env("MLFLOW_TRACKING_TOKEN"):
+            self._headers["Authorization"] = "Bearer " + env("MLFLOW_TRACKING_TOKEN")
+        server_cert = env("MLFLOW_TRACKING_SERVER_CERT_PATH")
+        self._verify = False if _truthy("MLFLOW_TRACKING_INSECURE_TLS") else server_cert or True
+        self._cert = env("MLFLOW_TRACKING_CLIENT_CERT_PATH") or None
+        self._local = threading.local()
+        self._pid = os.getpid()
+
+    def __repr__(self) -> str:
+        return f"RestClient({redact_text(self.uri)!r})"
+
+    def _session(self):
+        """One ``requests`` session per process: a forked child makes its own connections."""
+        session = getattr(self._local, "session", None)
+        if session is None or self._pid != os.getpid():
+            import requests
+            from requests.adapters import HTTPAdapter
+
+            self._pid = os.getpid()
+            session = requests.Session()
+            adapter = HTTPAdapter(pool_maxsize=16, max_retries=0)  # retries are the caller's
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+            session.headers.update(self._headers)
+            session.auth = self._auth
+            session.verify = self._verify
+            session.cert = self._cert
+            self._local.session = session
+        return session
+
+    def request(self, method: str, endpoint: str, *, timeout: float | None = None,
+                headers: dict | None = None, **kwargs):
+        """One try of ``method endpoint`` (a path under the server); the raw response.
+
+        Network errors are ``requests``' own (the retry policy reads them as transient)."""
+        timeout = self.timeout if timeout is None else timeout
+        if self.via_mlflow:
+            return self._mlflow_request(method, endpoint, timeout, headers, **kwargs)
+        return self._session().request(method, self.uri + endpoint, timeout=timeout,
+                                       headers=headers, **kwargs)
+
+    def _mlflow_request(self, method, endpoint, timeout, headers, **kwargs):
+        from mlflow.utils.credentials import get_default_host_creds
+        from mlflow.utils.rest_utils import http_request
+
+        return http_request(get_default_host_creds(self.uri), endpoint, method, max_retries=0,
+                            backoff_factor=0, backoff_jitter=0, raise_on_status=False,
+                            timeout=timeout, extra_headers=headers, **kwargs)
+
+    def call(self, endpoint: str, method: str = "POST", body: dict | None = None,
+             timeout: float | None = None) -> dict:
+        """The JSON answer of an MLflow API call (``runs/get``, ...); StoreError unless 200."""
+        path = endpoint if endpoint.startswith("/") else API + endpoint
+        kwargs = {"json": body} if method == "POST" else {"params": body}
+        response = self.request(method, path, timeout=timeout, **kwargs)
+        if response.status_code != 200:
+            raise StoreError.from_response(response, path)
+        return response.json() if response.content else {}
+
+
+ARTIFACTS_API = "/api/2.0/mlflow-artifacts/artifacts"
+
+
+def proxied_root(client: RestClient, artifact_uri: str):
+    """``(client, root)`` when ``artifact_uri`` names artifacts a server proxies as plain HTTP
+    (``mlflow-artifacts:`` on ``client``'s server, or that API's URL on another), else None:
+    only MLflow's artifact repositories reach the others (S3, Azure Blob, ...)."""
+    parts = urlsplit(artifact_uri)
+    if parts.scheme == "mlflow-artifacts":
+        if parts.netloc and parts.netloc != urlsplit(client.uri).netloc:
+            return None  # another host: let MLflow resolve it
+        return client, parts.path.strip("/")
+    if parts.scheme in ("http", "https") and ARTIFACTS_API in parts.path:
+        base, root = artifact_uri.split(ARTIFACTS_API, 1)
+        return RestClient(base, timeout=client.timeout), root.strip("/")
+    return None
