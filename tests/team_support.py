@@ -40,7 +40,9 @@ S3_ENV = {"AWS_ACCESS_KEY_ID": "azml-test-key", "AWS_SECRET_ACCESS_KEY": "azml-t
 
 def unavailable(reason: str):
     """Skip on a developer machine; fail where CI says PostgreSQL must be there."""
-    if os.environ.get("AZML_REQUIRE_POSTGRES") == "1":
+    from conftest import REQUIRE_POSTGRES
+
+    if REQUIRE_POSTGRES:
         pytest.fail(f"AZML_REQUIRE_POSTGRES=1 but {reason}", pytrace=False)
     pytest.skip(f"team deployment not testable here: {reason}")
 

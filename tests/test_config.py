@@ -79,6 +79,7 @@ def test_good_values_are_read(tmp_path):
 
 
 def test_a_malformed_tracking_uri_still_fails_the_script_at_once(tmp_path):
+    assert issubclass(ConfigError, ValueError)  # what callers caught before
     with pytest.raises(ConfigError, match="MLFLOW_TRACKING_URI='htp://x'"):
         Settings.from_env(environ={"MLFLOW_TRACKING_URI": "htp://x"}, cwd=str(tmp_path))
 
