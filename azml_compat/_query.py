@@ -121,7 +121,13 @@ class History:
 
     @property
     def searcher(self):
-        """Who runs experiment lookups and run searches: plain REST for servers."""
+        """Who runs experiment lookups and run searches: plain REST for servers; for a SQLite
+        store at a schema revision we read, its tables read directly (``list`` in ~0.2 s
+        instead of ~3 s of importing MLflow); else MLflow's client."""
+        if self._search is None and self._client is None:
+            from ._stores.sqlite_read import SqliteSearch
+
+            self._search = SqliteSearch.open(self.uri, fallback=lambda: self.client) or False
         return self._search or self.client
 
     @property
