@@ -89,7 +89,7 @@ print("USAGE " + json.dumps({"wall_s": time.perf_counter() - start,
 
 def run_process(script: str, env: dict, cwd: str) -> dict:
     """One script as a whole process: wall, CPU and peak RSS of that child alone."""
-    proc = subprocess.run([sys.executable, "-c", WRAPPER, script], env=env, cwd=cwd,
+    proc = subprocess.run([sys.executable, "-c", WRAPPER, script], env=env, cwd=cwd, check=False,
                           capture_output=True, text=True, timeout=900)
     usage = [line for line in proc.stderr.splitlines() if line.startswith("USAGE ")]
     if not usage or json.loads(usage[-1][6:])["code"] != 0:

@@ -84,7 +84,7 @@ class SqliteSearch:
         self.db = None
 
     @classmethod
-    def open(cls, uri: str, fallback) -> "SqliteSearch | None":
+    def open(cls, uri: str, fallback) -> SqliteSearch | None:
         """A reader for ``uri``, or None when MLflow's store must answer (not a SQLite file
         that exists, another schema revision, workspaces on, any SQLite error)."""
         path = sqlite_path(uri)
