@@ -122,8 +122,8 @@ class History:
     @property
     def searcher(self):
         """Who runs experiment lookups and run searches: plain REST for servers; for a SQLite
-        store at a schema revision we read, its tables read directly (``list`` in ~0.2 s
-        instead of ~3 s of importing MLflow); else MLflow's client."""
+        store at a schema revision we read, its tables read directly (``list`` takes ~0.25 s
+        of CPU and 27 MB instead of ~3.7 s and 220 MB with MLflow's import); else MLflow's."""
         if self._search is None and self._client is None:
             from ._stores.sqlite_read import SqliteSearch
 

@@ -25,7 +25,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 
 REPEAT = 5
@@ -78,7 +77,7 @@ import json, os, sys, time
 start = time.perf_counter()
 pid = os.fork()
 if pid == 0:
-    os.execv(sys.executable, [sys.executable] + sys.argv[1:])
+    os.execv(sys.argv[1], sys.argv[1:])
 _, status, usage = os.wait4(pid, 0)
 print("USAGE " + json.dumps({"wall_s": time.perf_counter() - start,
                              "cpu_s": usage.ru_utime + usage.ru_stime,
@@ -87,13 +86,14 @@ print("USAGE " + json.dumps({"wall_s": time.perf_counter() - start,
 """
 
 
-def run_process(script: str, env: dict, cwd: str) -> dict:
-    """One script as a whole process: wall, CPU and peak RSS of that child alone."""
-    proc = subprocess.run([sys.executable, "-c", WRAPPER, script], env=env, cwd=cwd, check=False,
+def run_process(args: list, env: dict, cwd: str) -> dict:
+    """One command (``args[0]`` a path) as a whole process: wall, CPU and peak RSS of that
+    child alone, and the ``CALLER`` seconds it printed, if any."""
+    proc = subprocess.run([sys.executable, "-c", WRAPPER, *args], env=env, cwd=cwd, check=False,
                           capture_output=True, text=True, timeout=900)
     usage = [line for line in proc.stderr.splitlines() if line.startswith("USAGE ")]
     if not usage or json.loads(usage[-1][6:])["code"] != 0:
-        raise RuntimeError(f"{script} failed:\n{proc.stderr[-3000:]}")
+        raise RuntimeError(f"{' '.join(args)} failed:\n{proc.stderr[-3000:]}")
     result = json.loads(usage[-1][6:])
     caller = [float(line.split()[1]) for line in proc.stdout.splitlines()
               if line.startswith("CALLER ")]
@@ -141,7 +141,7 @@ def _alternate(variants: dict, store, root: str, repeat: int, new_folder: bool =
                 cwd = root
             folders[name].append(cwd)
             env = _env(store, root, names[name], embedded)
-            samples[name].append(run_process(paths[name], env, cwd))
+            samples[name].append(run_process([sys.executable, paths[name]], env, cwd))
     return {name: {**_median(samples[name]), "experiment": names[name], "folders": folders[name]}
             for name in variants}
 
@@ -225,17 +225,12 @@ def case_history_list_sqlite(workdir: str, sizes=(1, 1_000, 10_000), repeat: int
         seed(db, os.path.join(folder, "mlruns"), n)
         ours, theirs = [], []
         for _ in range(repeat):
-            for cmd, into in (([azml, "history", "list"], ours),
-                              ([sys.executable, "-c", SEARCH_PAGE, f"sqlite:///{db}", EXPERIMENT,
-                                str(DEFAULT_MAX)], theirs)):
-                start = time.perf_counter()
-                subprocess.run(cmd, env=env, cwd=folder, capture_output=True, check=True,
-                               timeout=600)
-                into.append(time.perf_counter() - start)
+            ours.append(run_process([azml, "history", "list"], env, folder))
+            theirs.append(run_process([sys.executable, "-c", SEARCH_PAGE, f"sqlite:///{db}",
+                                       EXPERIMENT, str(DEFAULT_MAX)], env, folder))
         listed = subprocess.run([azml, "history", "list", "-o", "json"], env=env, cwd=folder,
                                 capture_output=True, check=True, timeout=600).stdout
-        out[n] = {"azml_s": statistics.median(ours), "mlflow_s": statistics.median(theirs),
-                  "rows": len(json.loads(listed))}
+        out[n] = {"ours": _median(ours), "mlflow": _median(theirs), "rows": len(json.loads(listed))}
         if out[n]["rows"] != min(n, DEFAULT_MAX):
             raise RuntimeError(f"azml history list showed {out[n]['rows']} of {n} runs")
     return out
