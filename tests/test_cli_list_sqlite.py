@@ -154,3 +154,13 @@ def test_mlflow_not_imported(sqlite_cli):
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stderr.strip().splitlines()[-1]) == []
     assert [r["run_id"] for r in json.loads(proc.stdout)][-1] == ids["plain"]
+
+
+def test_database_of_another_revision_gets_the_mlflow_paths_answer(sqlite_cli):
+    """A file at a revision nobody pinned (here: a newer MLflow's) is not read by us: the
+    command says what MLflow's path says about it, as ``info`` would."""
+    sqlite_cli.seed({"x": 1})
+    with sqlite3.connect(sqlite_cli.store.workdir / "mlflow.db") as db:
+        db.execute("UPDATE alembic_version SET version_num = 'ffffffffffff'")
+    result = sqlite_cli("history", "list", code=1)
+    assert "ffffffffffff" in result.stderr and "unknown to this MLflow" in result.stderr
