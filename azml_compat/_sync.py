@@ -158,15 +158,26 @@ def sync_one(path: str, dry_run: bool = False, give_up_after: float = 30.0) -> S
 
 
 def _command_store(tracking_uri: str):
-    """The store for a replay: ``azml sync`` is a command, so a server gets the CLI's request
-    timeout (a hung server is given up on within the command's bound, not after 30 s)."""
+    """The store for a replay. ``azml sync`` is a command: until a server has answered once,
+    its requests get the CLI's timeout (a hung server is given up on within the command's
+    bound, not after 30 s); once it has, the logging path's (a big batch answered slowly by a
+    busy server is still delivered)."""
     if tracking_uri.startswith(("http://", "https://")):
         from ._rest import request_timeout
         from ._stores.rest import RestStore
 
-        store = RestStore(tracking_uri)
-        store.TIMEOUT = request_timeout(cli=True)
-        return store
+        class CommandStore(RestStore):
+            def __init__(self, uri: str) -> None:
+                super().__init__(uri)
+                self._answered_timeout = self.TIMEOUT
+                self.TIMEOUT = min(self.TIMEOUT, request_timeout(cli=True))
+
+            def _call(self, *args, **kwargs):
+                answer = super()._call(*args, **kwargs)
+                self.TIMEOUT = self._answered_timeout
+                return answer
+
+        return CommandStore(tracking_uri)
     return connect(tracking_uri)
 
 
