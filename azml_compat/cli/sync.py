@@ -92,7 +92,10 @@ def sync(list_only, dry_run, give_up_after):
     rows = [_row(r) for r in results]
     failed = [r for r in results if r.error]
     if failed:
-        if len(failed) < len(results):  # mixed outcomes: the table says which is which
+        # The table says which journal got how far; when the store could not be reached at
+        # all and nothing moved, the one line says everything.
+        unreached = all((r.error or "").startswith("GaveUp:") and not r.delivered for r in results)
+        if not unreached:
             click.echo(_table(rows), err=True)
         raise NotDelivered(
             f"{len(failed)} journal(s) not delivered: {_reason(failed[0])}; they are kept, run "
