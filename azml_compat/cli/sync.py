@@ -10,7 +10,7 @@ from azml_compat._config import redact_text
 from azml_compat._query import unreachable
 from azml_compat._sync import list_journals, sync as sync_journals
 
-from ._output import rendered, table
+from ._output import Unfinished, rendered, table
 
 
 def _row(result) -> dict:
@@ -85,9 +85,7 @@ def sync(list_only, dry_run, give_up_after):
     results = sync_journals(dry_run=dry_run, give_up_after=give_up_after)
     rows = [_row(r) for r in results]
     failed = [r for r in results if r.error]
-    if failed:
-        click.echo(_table(rows), err=True)
-        raise click.ClickException(
-            f"{len(failed)} journal(s) not delivered: {_reason(failed[0])}; they are kept, run "
-            "`azml sync` again")
+    if failed:  # the rows as any other result, then the one-line error
+        raise Unfinished(rows, f"{len(failed)} journal(s) not delivered: {_reason(failed[0])}; "
+                               "they are kept, run `azml sync` again")
     return rows
