@@ -195,6 +195,13 @@ def test_help_ends_with_examples(path):
                for s in examples)
 
 
+def test_verbose_says_how_long_the_command_ran(sqlite_cli):
+    sqlite_cli.seed({"Accuracy": 0.5})
+    assert "command ran in" not in sqlite_cli("history", "list").stderr
+    for flag in ("--verbose", "--debug"):
+        assert "command ran in" in sqlite_cli("history", "list", flag).stderr
+
+
 def test_global_options_before_the_command(sqlite_cli):
     run_id = sqlite_cli.seed({"Accuracy": 0.5})
     result = sqlite_cli("--only-show-errors", "--verbose", "history", "--debug", "last",
@@ -233,12 +240,12 @@ def test_broken_pipe_ends_quietly(sqlite_cli):
 def test_python_m_azml_compat_cli(sqlite_cli):
     run_id = sqlite_cli.seed({"Accuracy": 0.5})
     proc = subprocess.run([sys.executable, "-m", "azml_compat.cli", "history", "list"],
-                          cwd=sqlite_cli.store.workdir, capture_output=True, timeout=120,
+                          cwd=sqlite_cli.store.workdir, capture_output=True, timeout=120, check=False,
                           env=sqlite_cli.store.env(HOME=str(sqlite_cli.store.home)))
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)[0]["run_id"] == run_id
     usage = subprocess.run([sys.executable, "-m", "azml_compat.cli", "nope"], capture_output=True,
-                           timeout=120, cwd=sqlite_cli.store.workdir)
+                           timeout=120, cwd=sqlite_cli.store.workdir, check=False)
     assert usage.returncode == 2 and one_line_error(usage, "nope").startswith("azml: error:")
 
 
@@ -246,8 +253,8 @@ def test_sync_failure_prints_its_rows_then_one_line(sqlite_cli, tmp_path):
     """A journal whose server is gone: the rows are the result, the error one line."""
     url = f"http://127.0.0.1:{free_port()}"
     store = sqlite_cli.store
-    env = dict(MLFLOW_TRACKING_URI=url, AZML_FLUSH_TIMEOUT="1", HOME=str(tmp_path),
-               MLFLOW_HTTP_REQUEST_MAX_RETRIES="0")
+    env = {"MLFLOW_TRACKING_URI": url, "AZML_FLUSH_TIMEOUT": "1", "HOME": str(tmp_path),
+           "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}
     store.run_script("from azureml.logging import get_azureml_logger\n"
                      "get_azureml_logger().log('x', 1)\n", **env)
     assert len(store.journals()) == 1

@@ -6,6 +6,7 @@ import logging
 import os
 import re
 import sys
+import time
 import traceback
 import warnings
 
@@ -43,6 +44,7 @@ class Azml(click.Group):
         extra.pop("standalone_mode", None)
         azml_logger = logging.getLogger("azml")
         saved = azml_logger.level, list(azml_logger.handlers)
+        started = time.monotonic()
         try:
             with warnings.catch_warnings():
                 code = super().main(args, prog_name or "azml", standalone_mode=False, **extra)
@@ -59,6 +61,8 @@ class Azml(click.Group):
         except (click.exceptions.Abort, KeyboardInterrupt):
             code = INTERRUPTED
         finally:
+            # az's --verbose line; shown only at INFO (--verbose, --debug)
+            azml_logger.info("azml: command ran in %.3f seconds", time.monotonic() - started)
             azml_logger.setLevel(saved[0])
             azml_logger.handlers[:] = saved[1]
         sys.exit(code if isinstance(code, int) else 0)
