@@ -175,6 +175,7 @@ class History:
         prefix = given.strip().lower()
         if re.fullmatch(r"[0-9a-f]{32}", prefix):
             return prefix
+        client = self.client  # a store that cannot be read says so first, whatever was given
         if not re.fullmatch(r"[0-9a-f]+", prefix):  # also keeps LIKE's % and _ out
             raise HistoryError(f"run {given!r} not found in {redact(self.uri)}: a run id is "
                                "32 hex digits (or a unique prefix of one)")
@@ -182,15 +183,15 @@ class History:
 
         experiments, token = [], None
         while True:
-            page = self.client.search_experiments(view_type=ViewType.ALL, max_results=PAGE,
-                                                  page_token=token)
+            page = client.search_experiments(view_type=ViewType.ALL, max_results=PAGE,
+                                             page_token=token)
             experiments += [e.experiment_id for e in page]
             token = page.token
             if not token:
                 break
         found = []
         for start in range(0, len(experiments), 100):  # a search takes a bounded id list
-            found += self.client.search_runs(
+            found += client.search_runs(
                 experiments[start:start + 100], f"attributes.run_id LIKE '{prefix}%'",
                 run_view_type=ViewType.ALL, max_results=PREFIX_CANDIDATES + 1)
         ids = sorted({run.info.run_id for run in found})
