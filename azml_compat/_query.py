@@ -27,6 +27,7 @@ DEFAULT_MAX = 100
 PAGE = 1000  # runs per search request
 ORDER = ["attributes.start_time DESC"]
 ALIASES = {"driver_log": DRIVER_LOG}  # Workbench's attachment names
+PREFIX_CANDIDATES = 100  # runs an ambiguous run-id prefix is counted up to
 DOCUMENT_READ_MAX = 1024 * 1024  # documents past this many bytes are not downloaded at all
 
 
@@ -274,6 +275,42 @@ class History:
     def list_runs(self, experiment: str | None = None, max_runs: int = DEFAULT_MAX) -> list[dict]:
         """``attachments`` stay ``None`` here: listing them costs a request per run."""
         return rows(self.search(experiment, max_runs))
+
+    def resolve_run_id(self, given: str) -> str:
+        """The run whose id starts with ``given`` (any unique prefix, as git takes a commit's),
+        searched in every experiment of the store with ``attributes.run_id LIKE 'abc%'``, which
+        MLflow's SQL store and its server both answer. A whole id is returned as it is."""
+        prefix = given.strip().lower()
+        if re.fullmatch(r"[0-9a-f]{32}", prefix):
+            return prefix
+        client = self.client  # a store that cannot be read says so first, whatever was given
+        if not re.fullmatch(r"[0-9a-f]+", prefix):  # also keeps LIKE's % and _ out
+            raise HistoryError(f"run {given!r} not found in {redact(self.uri)}: a run id is "
+                               "32 hex digits (or a unique prefix of one)")
+        from mlflow.entities import ViewType
+
+        experiments, token = [], None
+        while True:
+            page = client.search_experiments(view_type=ViewType.ALL, max_results=PAGE,
+                                             page_token=token)
+            experiments += [e.experiment_id for e in page]
+            token = page.token
+            if not token:
+                break
+        found = []
+        for start in range(0, len(experiments), 100):  # a search takes a bounded id list
+            found += client.search_runs(
+                experiments[start:start + 100], f"attributes.run_id LIKE '{prefix}%'",
+                run_view_type=ViewType.ALL, max_results=PREFIX_CANDIDATES + 1)
+        ids = sorted({run.info.run_id for run in found})
+        if len(ids) == 1:
+            return ids[0]
+        if not ids:
+            raise HistoryError(f"run {given!r} not found in {redact(self.uri)}: no run id "
+                               "starts with it")
+        count = f"{len(ids)}" if len(ids) <= PREFIX_CANDIDATES else f"more than {PREFIX_CANDIDATES}"
+        raise HistoryError(f"run id prefix {given!r} is ambiguous: {count} runs start with it; "
+                           "give more characters")
 
     def run(self, run_id: str):
         if self.server is not None:

@@ -116,7 +116,9 @@ def _cli(store, empty_db, monkeypatch) -> Cli:
         shutil.copy(empty_db, store.workdir / "mlflow.db")
     for key, value in store.env().items():
         monkeypatch.setenv(key, value)
-    for key in ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID", "AZML_UPLOAD_OUTPUTS"):
+    # AZML_OUTPUT / AZURE_CORE_OUTPUT of whoever runs the tests would change every default
+    for key in ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID", "AZML_UPLOAD_OUTPUTS", "AZML_OUTPUT",
+                "AZURE_CORE_OUTPUT"):
         if key not in store.env():
             monkeypatch.delenv(key, raising=False)
     monkeypatch.delenv("COLUMNS", raising=False)

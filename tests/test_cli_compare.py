@@ -24,7 +24,7 @@ def test_compare_json(cli, runs):
 
 
 def test_compare_table_has_a_column_per_run(cli, runs):
-    lines = cli("history", "compare", "--run", runs[0], "--run", runs[1]).stdout.splitlines()
+    lines = cli("history", "compare", "--run", runs[0], "--run", runs[1], "-o", "table").stdout.splitlines()
     assert lines[0].split() == ["Run_id", *runs]
     rows = {line.split("  ")[0].strip(): line.split() for line in lines[2:]}
     assert rows["Accuracy"][-2:] == ["0.8", "0.9"]
@@ -42,3 +42,8 @@ def test_compare_tsv_and_query(cli, runs):
 
 def test_compare_unknown_run(cli, runs):
     one_line_error(cli("history", "compare", "-r", runs[0], "-r", "e" * 32, code=1), "e" * 32)
+
+
+def test_compare_by_prefixes(cli, runs):
+    rows = cli.json("history", "compare", "-r", runs[0][:10], "-r", runs[1][:10])
+    assert [r["run_id"] for r in rows] == list(runs)

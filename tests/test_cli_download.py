@@ -39,7 +39,7 @@ def test_existing_files_need_overwrite(cli, run_id, tmp_path):
 
 
 def test_table_lists_written_files(cli, run_id, tmp_path):
-    out = cli("history", "download", "-r", run_id, "-d", tmp_path / "x").stdout
+    out = cli("history", "download", "-r", run_id, "-d", tmp_path / "x", "-o", "table").stdout
     assert all(str(tmp_path / "x" / p) in out for p in FILES)
 
 
@@ -69,3 +69,8 @@ def test_symlinked_folder_inside_the_target_is_not_followed(cli, run_id, tmp_pat
     one_line_error(result, str(target / link), "symbolic link")
     assert tree(outside) == {}  # nothing written out of the target
     assert [p.name for p in target.iterdir()] == [link.split("/")[0]]  # nor half into it
+
+
+def test_download_by_prefix(cli, run_id, tmp_path):
+    written = cli.json("history", "download", "-r", run_id[:8], "-d", tmp_path / "p")
+    assert len(written) == len(FILES) and all(str(tmp_path / "p" / p) in written for p in FILES)

@@ -31,7 +31,7 @@ def test_info_json(cli, run_id):
 
 
 def test_info_table_draws_series(cli, run_id):
-    out = cli("history", "info", "-r", run_id).stdout
+    out = cli("history", "info", "-r", run_id, "-o", "table").stdout
     line = next(l for l in out.splitlines() if l.startswith("Loss curve") and "█" in l)
     assert "█▄▂▁" in line and line.split()[-4:] == ["4", "0.2", "0.9", "0.2"]
 
@@ -97,3 +97,22 @@ def test_no_store_in_this_folder(sqlite_cli, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     one_line_error(sqlite_cli("history", "list", code=1), "mlflow.db", "does not exist")
     assert not (tmp_path / "mlflow.db").exists()  # a read leaves no empty store behind
+
+
+def test_any_unique_prefix_of_a_run_id(cli, run_id):
+    for prefix in (run_id[:6], run_id[:12], run_id.upper()[:8]):
+        assert cli.json("history", "info", "-r", prefix)["run_id"] == run_id
+    out = cli("history", "info", "-r", run_id[:8], "-a", "driver_log").stdout
+    assert out == "epoch 1\nepoch 2\n"
+
+
+def test_unknown_and_ambiguous_prefixes_are_one_line(cli, run_id):
+    others = [cli.seed({"x": i}) for i in range(16)]  # 17 runs: two share a first hex digit
+    firsts = [r[0] for r in [run_id, *others]]
+    shared = next(c for c in firsts if firsts.count(c) > 1)
+    line = one_line_error(cli("history", "info", "-r", shared, code=1), repr(shared), "ambiguous")
+    assert f" {firsts.count(shared)} runs" in line  # the candidates, counted
+    unused = next(p for p in (f"{i:04x}" for i in range(65536))
+                  if not any(r.startswith(p) for r in [run_id, *others]))
+    one_line_error(cli("history", "info", "-r", unused, code=1), repr(unused), "not found")
+    one_line_error(cli("history", "info", "-r", "5f0c%", code=1), "5f0c%", "not found")

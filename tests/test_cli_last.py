@@ -15,7 +15,7 @@ def test_last_is_the_newest_run_in_info_shape(cli):
 
 def test_last_table_and_tsv(cli):
     run_id = cli.seed({"loss": [3.0, 2.0, 1.0]})
-    table = cli("history", "last").stdout
+    table = cli("history", "last", "-o", "table").stdout
     assert run_id in table and "Completed" in table
     assert "█" in table and "▁" in table  # the loss series as a sparkline
     tsv = cli("history", "last", "-o", "tsv").stdout

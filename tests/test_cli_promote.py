@@ -32,8 +32,8 @@ def test_promote_again_makes_version_two(cli, run_id):
     cli("history", "promote", "-r", run_id, "--artifact-path", "outputs/m", "--name", model)
     out = cli("history", "promote", "-r", run_id, "-ap", "outputs/m", "-n", model, "-o", "tsv").stdout
     assert out.split("\t")[:3] == ["mlflow", model, "2"]
-    table = cli("history", "promote", "-r", run_id, "-ap", "outputs/m", "-n", model).stdout
-    assert "version" in table and " 3" in table
+    table = cli("history", "promote", "-r", run_id, "-ap", "outputs/m", "-n", model, "-o", "table").stdout
+    assert "Version" in table and " 3" in table
 
 
 @pytest.mark.parametrize("prefix, words", [
@@ -56,3 +56,8 @@ def test_bad_name_and_unknown_run(cli, run_id):
                    "a/b")
     one_line_error(cli("history", "promote", "-r", "d" * 32, "-ap", "outputs", "-n", name(), code=1),
                    "not found")
+
+
+def test_promote_by_prefix(cli, run_id):
+    link = cli.json("history", "promote", "-r", run_id[:9], "-ap", "outputs/m", "-n", name())
+    assert link["runId"] == run_id

@@ -260,7 +260,7 @@ def test_sync_list_shows_every_journal(sqlite_store):
     assert row["tracking_uri"] == store.uri and row["pending"] == 0 and row["rejected"] == 1
     assert row["age_s"] >= 0 and row["state"] == "ok"
     assert by_name["0000garbage.db"]["state"].startswith("unreadable")
-    table = azml(store, "sync", "--list").stdout
+    table = azml(store, "sync", "--list", "-o", "table").stdout
     assert kept.name in table and "Rejected" in table and "unreadable" in table
     azml(store, "sync")
     assert kept.exists()  # syncing never deletes what the store refused

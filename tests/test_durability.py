@@ -114,7 +114,7 @@ def test_server_down_at_start_and_exit_then_sync_delivers_everything(own_server,
     first_point = store.history(run_id, "points")[0].timestamp
     assert run.info.start_time <= first_point  # created with its original start time
     assert store.journals() == []
-    again = azml_sync(store)  # a second sync finds nothing and changes nothing
+    again = azml_sync(store, "-o", "table")  # a second sync finds nothing and changes nothing
     assert "no journals" in again.stdout
     assert len(store.runs()) == 1
 

@@ -229,6 +229,6 @@ def test_documents_in_history_info(cli):
         assert isinstance(big, str) and big.startswith('DataFrame {"columns":["x"]'), big
         assert "artifact metrics/big.json" in big and len(big) < 200
         assert "metrics/big.json" in info["attachments"].split(", ")
-    table = cli("history", "info", "-r", run_id).stdout
+    table = cli("history", "info", "-r", run_id, "-o", "table").stdout
     assert re.search(r"^params +\{\"lr\":0.01,\"layers\":\[64,32\]\}$", table, re.M), table
 

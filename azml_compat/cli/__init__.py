@@ -1,8 +1,14 @@
 """The ``azml`` command: Workbench's ``az ml`` run-history commands over any MLflow store."""
 from __future__ import annotations
 
+import errno
+import logging
+import os
 import re
+import sys
+import time
 import traceback
+import warnings
 
 import click
 
@@ -10,7 +16,8 @@ from azml_compat import __version__
 from azml_compat._redact import redact_text
 from azml_compat._query import unreachable
 
-from ._output import DEBUG, debug_option
+from ._examples import EXAMPLES
+from ._output import DEBUG, GLOBAL_OPTIONS
 
 
 def describe(exc: BaseException) -> str:
@@ -25,31 +32,88 @@ def describe(exc: BaseException) -> str:
     return line if known else f"{type(exc).__name__}: {line}"
 
 
+USAGE_ERROR = 2  # az's (argparse's) exit status for a bad command line; other errors: 1
+INTERRUPTED = 130  # Ctrl-C: the shell's 128 + SIGINT (az says 1; see README)
+
+
 class Azml(click.Group):
-    """Turns every error into one line on stderr and exit status 1 (``--debug``: traceback)."""
+    """Turns every error into one line on stderr, ``azml: error: ...``, with az's exit
+    statuses: 2 for a bad command line, 1 for anything else (``--debug``: the traceback)."""
+
+    def main(self, args=None, prog_name=None, **extra):
+        extra.pop("standalone_mode", None)
+        azml_logger = logging.getLogger("azml")
+        saved = azml_logger.level, list(azml_logger.handlers)
+        started = time.monotonic()
+        try:
+            with warnings.catch_warnings():
+                code = super().main(args, prog_name or "azml", standalone_mode=False, **extra)
+        except click.exceptions.UsageError as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError":  # `azml`, `azml history`: the help
+                click.echo(exc.ctx.get_help())
+                sys.exit(0)
+            where = f" (see '{exc.ctx.command_path} -h')" if exc.ctx is not None else ""
+            _error(f"{' '.join(exc.format_message().split())}{where}")
+            code = USAGE_ERROR
+        except click.exceptions.ClickException as exc:
+            _error(exc.format_message())
+            code = exc.exit_code
+        except (click.exceptions.Abort, KeyboardInterrupt):
+            code = INTERRUPTED
+        finally:
+            # az's --verbose line; shown only at INFO (--verbose, --debug)
+            azml_logger.info("azml: command ran in %.3f seconds", time.monotonic() - started)
+            azml_logger.setLevel(saved[0])
+            azml_logger.handlers[:] = saved[1]
+        sys.exit(code if isinstance(code, int) else 0)
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except click.exceptions.ClickException as exc:
-            exc.message = redact_text(exc.message)  # Click prints it: no credentials in it
+            exc.message = redact_text(exc.message)  # printed by main: no credentials in it
             raise
         except (click.exceptions.Exit, click.exceptions.Abort):
             raise
+        except OSError as exc:
+            if exc.errno != errno.EPIPE:
+                return _failed(ctx, exc)
+            # Handled here: Click's own handler would exit 1.
+            raise click.exceptions.Exit(_broken_pipe()) from None
         except KeyboardInterrupt:
-            raise click.exceptions.Exit(130) from None
+            raise click.exceptions.Exit(INTERRUPTED) from None
         except Exception as exc:  # noqa: BLE001
-            if ctx.meta.get(DEBUG):
-                # The traceback's messages hold what MLflow put there, request URLs included.
-                click.echo(redact_text(traceback.format_exc()).rstrip("\n"), err=True)
-            else:
-                click.echo(redact_text(f"azml: error: {describe(exc)}"), err=True)
-            raise click.exceptions.Exit(1) from None
+            return _failed(ctx, exc)
 
 
-@click.group(cls=Azml, context_settings={"help_option_names": ["-h", "--help"]})
+def _failed(ctx, exc: BaseException):
+    if ctx.meta.get(DEBUG):
+        # The traceback's messages hold what MLflow put there, request URLs included.
+        click.echo(redact_text(traceback.format_exc()).rstrip("\n"), err=True)
+    else:
+        click.echo(redact_text(f"azml: error: {describe(exc)}"), err=True)
+    raise click.exceptions.Exit(1) from None
+
+
+def _error(message: str) -> None:
+    click.echo(redact_text(f"azml: error: {' '.join(message.split())}"), err=True)
+
+
+def _broken_pipe() -> int:
+    """The reader went away (`azml history list | head`): end quietly with 0, as az does
+    (knack ignores EPIPE). stdout goes to /dev/null so the interpreter's last flush of what is
+    still buffered cannot complain either."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no real descriptor (an in-process test runner)
+        pass
+    return 0
+
+
+@click.group(cls=Azml, context_settings={"help_option_names": ["-h", "--help"]},
+             epilog=EXAMPLES.get(""))
 @click.version_option(__version__, prog_name="azml")
-@debug_option
 def main() -> None:
     """Azure ML Workbench's command line, on MLflow.
 
@@ -69,9 +133,20 @@ def _register() -> None:
         ml.add_command(command)
     for command in (history, asset, submit, sync, ml):
         main.add_command(command)
+    _globalize(main, "azml")
+
+
+def _globalize(command: click.Command, path: str) -> None:
+    """az's global options on every group and command (as knack adds them to every parser),
+    and each command's help ends with its examples."""
+    names = {p.name for p in command.params}
+    for name, option in GLOBAL_OPTIONS.items():
+        if name not in names:
+            option(command)  # click.option appends to an existing command's params
+    if path in EXAMPLES and not command.epilog:
+        command.epilog = EXAMPLES[path]
+    for name, sub in getattr(command, "commands", {}).items():
+        _globalize(sub, f"{path} {name}")
 
 
 _register()
-
-if __name__ == "__main__":
-    main()

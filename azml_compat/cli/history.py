@@ -10,11 +10,22 @@ from azml_compat._query import DEFAULT_MAX, History, HistoryError
 from azml_compat._registry import promote as register
 from azml_compat._runs import RUN_FIELDS
 
-from ._output import generic_table, rendered, series_rows, table
+from ._output import field_table, rendered, series_rows, table
 
 LIST_COLUMNS = ("duration", "run_id", "script_name", "start_time_utc", "status")
 
-run_option = click.option("-r", "--run", "run_id", required=True, metavar="RUNID", help="Run id.")
+def resolve_run_ids(ctx, param, value):
+    """`-r` takes a whole run id or any unique prefix of one (as a table may show it)."""
+    if value is None or ctx.resilient_parsing:
+        return value
+    history = History()
+    if isinstance(value, tuple):
+        return tuple(history.resolve_run_id(v) for v in value)
+    return history.resolve_run_id(value)
+
+
+run_option = click.option("-r", "--run", "run_id", required=True, metavar="RUNID",
+                          callback=resolve_run_ids, help="Run id, or any unique prefix of it.")
 experiment_option = click.option("-e", "--experiment", metavar="NAME",
                                  help="Experiment (default: MLFLOW_EXPERIMENT_NAME or this folder's name).")
 
@@ -27,13 +38,17 @@ def list_table(rows: list[dict]) -> str:
     """Workbench's columns: the metrics, then Duration, Run_id, Script_name, Start_time_utc, Status."""
     names = metric_names(rows)
     headers = names + [c.capitalize() for c in LIST_COLUMNS]
-    return table(headers, [[r.get(k) for k in names + list(LIST_COLUMNS)] for r in rows])
+    # Too narrow a terminal loses these first (the run id never): the start time, script
+    # and duration, then the metrics from the last; Status and Run_id stay.
+    droppable = ["Start_time_utc", "Script_name", "Duration"] + names[::-1]
+    return table(headers, [[r.get(k) for k in names + list(LIST_COLUMNS)] for r in rows],
+                 droppable)
 
 
 def run_table(run: dict) -> str:
     """Field/Value lines, then one line per metric series with a sparkline."""
     shown = {k: v for k, v in run.items() if k != "series"}
-    text = generic_table(shown)
+    text = field_table(shown)
     if run.get("series"):
         text += "\n\n" + table(["Series", "Chart", "Count", "Min", "Max", "Last"],
                                series_rows(run["series"]))
@@ -115,7 +130,7 @@ def download(run_id, artifact, directory, overwrite):
 
 @history.command()
 @click.option("-r", "--run", "run_ids", required=True, multiple=True, metavar="RUNID",
-              help="Run id; give two or more.")
+              callback=resolve_run_ids, help="Run id or a unique prefix; give two or more.")
 @rendered(table=compare_table)
 def compare(run_ids):
     """Runs side by side: metrics, params, duration."""

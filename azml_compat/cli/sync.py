@@ -10,7 +10,7 @@ from azml_compat._redact import redact_text
 from azml_compat._query import unreachable
 from azml_compat._sync import list_journals, sync as sync_journals
 
-from ._output import rendered, table
+from ._output import Unfinished, rendered, table
 
 
 class NotDelivered(Exception):
@@ -92,12 +92,12 @@ def sync(list_only, dry_run, give_up_after):
     rows = [_row(r) for r in results]
     failed = [r for r in results if r.error]
     if failed:
-        # The table says which journal got how far; when the store could not be reached at
-        # all and nothing moved, the one line says everything.
-        unreached = all((r.error or "").startswith("GaveUp:") and not r.delivered for r in results)
-        if not unreached:
-            click.echo(_table(rows), err=True)
-        raise NotDelivered(
-            f"{len(failed)} journal(s) not delivered: {_reason(failed[0])}; they are kept, run "
-            "`azml sync` again")
+        message = (f"{len(failed)} journal(s) not delivered: {_reason(failed[0])}; they are "
+                   "kept, run `azml sync` again")
+        # The rows say which journal got how far (as any other result, then the one-line
+        # error); when the store could not be reached at all and nothing moved, the one line
+        # says everything.
+        if all((r.error or "").startswith("GaveUp:") and not r.delivered for r in results):
+            raise NotDelivered(message)
+        raise Unfinished(rows, message)
     return rows
