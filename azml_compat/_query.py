@@ -104,6 +104,24 @@ class ServerQueries:
     def get_run(self, run_id: str):
         return _run_from_json(self.call("runs/get", body={"run_id": run_id})["run"])
 
+    def experiment_ids(self) -> list[str]:
+        """Every experiment's id, deleted ones included."""
+        ids, token = [], None
+        while True:
+            body = {"max_results": PAGE, "view_type": "ALL"}
+            if token:
+                body["page_token"] = token
+            found = self.call("experiments/search", "POST", body)
+            ids += [e["experiment_id"] for e in found.get("experiments", [])]
+            token = found.get("next_page_token")
+            if not token:
+                return ids
+
+    def run_ids(self, experiment_ids: list, filter_string: str, max_results: int) -> set[str]:
+        body = {"experiment_ids": experiment_ids, "filter": filter_string,
+                "run_view_type": "ALL", "max_results": max_results}
+        return {doc["info"]["run_id"] for doc in self.call("runs/search", "POST", body).get("runs", [])}
+
     def get_metric_history(self, run_id: str, key: str) -> list:
         points, token = [], None
         while True:
@@ -211,6 +229,31 @@ def _local(directory: str, path: str, base: str) -> str:
     return os.path.join(directory, *clean.split("/"))
 
 
+class _ClientSearch:
+    """``ServerQueries.experiment_ids``/``run_ids`` through ``MlflowClient`` (other stores)."""
+
+    def __init__(self, client) -> None:
+        self.client = client
+
+    def experiment_ids(self) -> list[str]:
+        from mlflow.entities import ViewType
+
+        ids, token = [], None
+        while True:
+            page = self.client.search_experiments(view_type=ViewType.ALL, max_results=PAGE,
+                                                  page_token=token)
+            ids += [e.experiment_id for e in page]
+            token = page.token
+            if not token:
+                return ids
+
+    def run_ids(self, experiment_ids: list, filter_string: str, max_results: int) -> set[str]:
+        from mlflow.entities import ViewType
+
+        return {run.info.run_id for run in self.client.search_runs(
+            experiment_ids, filter_string, run_view_type=ViewType.ALL, max_results=max_results)}
+
+
 class History:
     """Queries against one tracking store (``MLFLOW_TRACKING_URI`` or the embedded default)."""
 
@@ -283,26 +326,17 @@ class History:
         prefix = given.strip().lower()
         if re.fullmatch(r"[0-9a-f]{32}", prefix):
             return prefix
-        client = self.client  # a store that cannot be read says so first, whatever was given
+        # A server is asked through the REST client (bounded on a dead server); a store that
+        # cannot be read says so first, whatever was given.
+        searcher = self.server or _ClientSearch(self.client)
         if not re.fullmatch(r"[0-9a-f]+", prefix):  # also keeps LIKE's % and _ out
             raise HistoryError(f"run {given!r} not found in {redact(self.uri)}: a run id is "
                                "32 hex digits (or a unique prefix of one)")
-        from mlflow.entities import ViewType
-
-        experiments, token = [], None
-        while True:
-            page = client.search_experiments(view_type=ViewType.ALL, max_results=PAGE,
-                                             page_token=token)
-            experiments += [e.experiment_id for e in page]
-            token = page.token
-            if not token:
-                break
-        found = []
+        experiments, found = searcher.experiment_ids(), set()
         for start in range(0, len(experiments), 100):  # a search takes a bounded id list
-            found += client.search_runs(
-                experiments[start:start + 100], f"attributes.run_id LIKE '{prefix}%'",
-                run_view_type=ViewType.ALL, max_results=PREFIX_CANDIDATES + 1)
-        ids = sorted({run.info.run_id for run in found})
+            found |= searcher.run_ids(experiments[start:start + 100],
+                                      f"attributes.run_id LIKE '{prefix}%'", PREFIX_CANDIDATES + 1)
+        ids = sorted(found)
         if len(ids) == 1:
             return ids[0]
         if not ids:

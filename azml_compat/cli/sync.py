@@ -13,10 +13,6 @@ from azml_compat._sync import list_journals, sync as sync_journals
 from ._output import Unfinished, rendered, table
 
 
-class NotDelivered(Exception):
-    """Said as every command's failure is: one ``azml: error:`` line, exit status 1."""
-
-
 def _row(result) -> dict:
     state = ("skipped: " + result.skipped if result.skipped else
              "failed: " + _reason(result) if result.error else
@@ -94,10 +90,7 @@ def sync(list_only, dry_run, give_up_after):
     if failed:
         message = (f"{len(failed)} journal(s) not delivered: {_reason(failed[0])}; they are "
                    "kept, run `azml sync` again")
-        # The rows say which journal got how far (as any other result, then the one-line
-        # error); when the store could not be reached at all and nothing moved, the one line
-        # says everything.
-        if all((r.error or "").startswith("GaveUp:") and not r.delivered for r in results):
-            raise NotDelivered(message)
+        # The rows say which journal got how far, as any other result (a script reading
+        # `-o json` gets them too); then the one-line error.
         raise Unfinished(rows, message)
     return rows
