@@ -17,10 +17,14 @@ from __future__ import annotations
 
 import collections
 import logging
+import os
+import posixpath
 import threading
 import time
 
 from ._config import DEFAULT_WAIT_TIMEOUT, redact_text
+from ._exceptions import DeliveryTimeout, RecordRejected
+from ._records import END, FILE
 from ._steps import SharedSteps
 
 log = logging.getLogger("azml")
@@ -30,10 +34,6 @@ SEND_WINDOW = 5_000  # records the sender reads from the journal at a time
 TAKE_LIMIT = 20_000  # records per journal transaction
 HIGH_WATER = 100_000  # records waiting in RAM (~20 MB) before log() paces itself
 LOW_WATER = 20_000
-
-
-class DeliveryTimeout(TimeoutError):
-    """``wait()`` gave up on a store that delivered nothing for ``AZML_WAIT_TIMEOUT`` seconds."""
 
 
 class Handle:
@@ -50,7 +50,9 @@ class Handle:
         return self._dispatcher.completed(self._seq)
 
     def wait(self, timeout: float | None = None) -> None:
-        """Block until the record is persisted; raise the store's error if it was rejected.
+        """Block until the record is persisted; raise ``RecordRejected`` if it never will be
+        (the store refused it, it cannot be delivered, the run cannot be opened), with the
+        store's error as its cause.
 
         Records complete in the order they were logged, so once this returns every record
         logged before it has completed too. The one exception: if the store refuses our
@@ -108,7 +110,8 @@ class Dispatcher:
         self._seq = 0
         self._journaled = 0  # every record with seq <= _journaled is in the journal
         self._done = 0  # every record with seq <= _done has been delivered or rejected
-        self._errors: dict[int, BaseException] = {}
+        # Only failed records: seq -> (the store's error, kind, key or path, kept for sync).
+        self._errors: dict[int, tuple] = {}
         self._last_progress = time.monotonic()
         self.fatal: BaseException | None = None  # why the sender could not even start
         self.blocked: BaseException | None = None  # credentials refused: waiting cannot help
@@ -205,13 +208,20 @@ class Dispatcher:
                 if not self._told_blocked:
                     self._told_blocked = True
                     log.warning(
-                        "azml: the tracking store refused the credentials (%s); records are kept "
+                        "the tracking store refused the credentials (%s); records are kept "
                         "in the journal %s: fix MLFLOW_TRACKING_USERNAME/PASSWORD/TOKEN and run "
                         "`azml sync`", redact_text(str(self.blocked)), self.journal.path)
                 return
-        error = self._errors.get(seq)
-        if error is not None:
-            raise error
+        failed = self._errors.get(seq)
+        if failed is not None:
+            # A new exception for every wait(): the records of one refused request share the
+            # store's error, and one object raised in several threads would have its traceback
+            # rewritten under the others' feet. The store's error is the cause, unchanged.
+            cause, kind, key, kept = failed
+            raise RecordRejected.for_record(
+                seq, kind, key, cause, self.store,
+                kept_in=(getattr(self.journal, "path", None) or "memory") if kept else None,
+            ) from cause
 
     def _wait_stalled(self, seq: int) -> None:
         """Wait (holding ``_cond``) until ``seq`` completes, while records keep completing.
@@ -229,7 +239,7 @@ class Dispatcher:
                          if path else "it is kept in memory only (the journal could not be "
                          "written) and is lost if the process ends before the store answers")
                 raise DeliveryTimeout(
-                    f"azml: record #{seq} not delivered: {self.store} took no record for "
+                    f"record #{seq} not delivered: {self.store} took no record for "
                     f"{self.wait_timeout:g} s (AZML_WAIT_TIMEOUT); {where}")
             self._cond.wait(remaining)
 
@@ -281,7 +291,7 @@ class Dispatcher:
             try:
                 self._write_pending()
             except Exception as exc:  # noqa: BLE001 - never let the journal thread die
-                self._tell_once("journal", "azml: journal thread error (%s); going on", exc)
+                self._tell_once("journal", "journal thread error (%s); going on", exc)
                 time.sleep(COMMIT_INTERVAL)
 
     def _tell_once(self, what: str, message: str, exc: BaseException) -> None:
@@ -310,7 +320,7 @@ class Dispatcher:
             if self._fallback is None:
                 from ._journal import MemoryJournal, SpilledJournal
 
-                self._tell_once("append", "azml: the journal failed (%s); records go on in memory",
+                self._tell_once("append", "the journal failed (%s); records go on in memory",
                                 exc)
                 if not isinstance(self.journal, (MemoryJournal, SpilledJournal)):
                     self.journal = SpilledJournal(self.journal)
@@ -332,7 +342,7 @@ class Dispatcher:
             sender = self._sender_factory()
         except BaseException as exc:  # noqa: BLE001 - reported through every handle instead
             self.fatal = exc
-            log.warning("azml: cannot log to this run: %s", exc)
+            log.warning("cannot log to this run: %s", exc)
             sender = None
         while True:
             with self._cond:
@@ -341,7 +351,7 @@ class Dispatcher:
             try:
                 self._send_some(sender, after)
             except Exception as exc:  # noqa: BLE001 - the sender thread must outlive any error
-                self._tell_once("send", "azml: delivery error (%s); retrying", exc)
+                self._tell_once("send", "delivery error (%s); retrying", exc)
                 time.sleep(1.0)
 
     def _send_some(self, sender, after: int) -> None:
@@ -351,7 +361,8 @@ class Dispatcher:
             return
         if sender is None:
             # Keep the records for `azml sync`; only the handles learn of the failure.
-            self._complete(records[-1][0], {r[0]: self.fatal for r in records}, settle=False)
+            self._complete(records[-1][0], {r[0]: self.fatal for r in records}, settle=False,
+                           records=records)
             return
         shared = self.shared
         if shared is not None:
@@ -360,7 +371,7 @@ class Dispatcher:
             with sender.gate:  # the allocator is SQLite: a fork must not split a call
                 records = shared.apply(self.journal, records, sender.run_id)
         for upto, errors in sender.deliver(records):
-            self._complete(upto, errors)
+            self._complete(upto, errors, records=records)
 
     def _settle(self, upto: int, errors: dict | None) -> None:
         """Delete delivered records from the journal; on a journal error (a full disk) keep
@@ -373,19 +384,32 @@ class Dispatcher:
             self._unsettled = None
         except Exception as exc:  # noqa: BLE001 - sqlite3.OperationalError, OSError
             self._unsettled = (upto, errors or {})
-            self._tell_once("settle", "azml: cannot update the journal (%s); delivered records "
+            self._tell_once("settle", "cannot update the journal (%s); delivered records "
                             "stay in it until it can be written", exc)
 
-    def _complete(self, upto: int, errors: dict | None = None, settle: bool = True) -> None:
+    def _complete(self, upto: int, errors: dict | None = None, settle: bool = True,
+                  records=()) -> None:
         if settle:
             self._settle(upto, errors)
         if errors:
-            self._errors.update(errors)
+            named = {r[0]: _record_name(r) for r in records if r[0] in errors}
+            self._errors.update((seq, (exc, *named.get(seq, ("record", None)), not settle))
+                                for seq, exc in errors.items())
         with self._cond:
             if upto > self._done:
                 self._done = upto
                 self._last_progress = time.monotonic()
             self._cond.notify_all()
+
+
+def _record_name(record: tuple) -> tuple[str, str | None]:
+    """``(kind, key or artifact path)`` of a record, as its failure names it."""
+    kind = record[1]
+    if kind == FILE:  # (seq, FILE, artifact_dir, local_path): the path it was to have
+        return kind, posixpath.join(record[2], os.path.basename(record[3]))
+    if kind == END:  # (seq, END, status, end_time_ms)
+        return "end of the run", record[2]
+    return kind, record[2]
 
 
 def exit_message(where: dict, journal_path: str | None, store: str, reason: str) -> str:
@@ -394,17 +418,17 @@ def exit_message(where: dict, journal_path: str | None, store: str, reason: str)
     parts = []
     left = where["journal"] + where["memory"]
     if left:
-        parts.append(f"azml: {left} record(s) not delivered to {store}"
+        parts.append(f"{left} record(s) not delivered to {store}"
                      + (f" ({reason})" if reason else ""))
     if where["journal"]:
         parts.append(f"{where['journal']} kept in {journal_path}: run `azml sync` to deliver them")
     if where["memory"]:
         parts.append(f"{where['memory']} only in memory, lost (the journal could not take them)")
     if where.get("stale"):
-        parts.append(("" if parts else "azml: ") + f"{where['stale']} delivered record(s) are "
+        parts.append(f"{where['stale']} delivered record(s) are "
                      f"still in {journal_path} (the journal could not be updated); `azml sync` "
                      "sends them again, harmlessly")
     if where["rejected"]:
-        parts.append(("" if parts else "azml: ") + f"{where['rejected']} record(s) refused by "
+        parts.append(f"{where['rejected']} record(s) refused by "
                      f"{store}, set aside in {journal_path} (see `azml sync --list`)")
     return "; ".join(parts)

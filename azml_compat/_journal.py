@@ -27,6 +27,7 @@ import threading
 
 from ._records import ARTIFACT, END, FILE, METRIC, SERIES, TAG
 from ._config import redact_text
+from ._exceptions import JournalLocked
 
 log = logging.getLogger("azml")
 
@@ -87,10 +88,6 @@ def _decode(row) -> tuple:
     if kind == END:
         return (seq, kind, text, ts)
     raise ValueError(f"unknown record kind {kind!r} at seq {seq}")
-
-
-class JournalLocked(Exception):
-    """Another live process (or ``azml sync``) holds this journal."""
 
 
 class Journal:
@@ -325,7 +322,7 @@ class Journal:
                 if not empty and self._live:
                     self._keep_files()
             except sqlite3.Error as exc:  # a full disk: what the file holds stays, unpruned
-                log.warning("azml: journal %s: %s", self.path, exc)
+                log.warning("journal %s: %s", self.path, exc)
                 empty = False
             self._db.close()
             self._db = None
@@ -366,7 +363,7 @@ class Journal:
                 self._db.execute("UPDATE records SET text = ? WHERE seq = ?", (copy, seq))
             except Exception as exc:  # noqa: BLE001 - the original path is kept
                 shutil.rmtree(folder, ignore_errors=True)
-                log.warning("azml: could not keep a copy of %s for `azml sync` (%s); it will "
+                log.warning("could not keep a copy of %s for `azml sync` (%s); it will "
                             "upload the file as it is then", source, exc)
 
     def abandon(self) -> None:

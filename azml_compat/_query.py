@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from types import SimpleNamespace
 
 from ._config import Settings, redact, tracking_uri
+from ._exceptions import HistoryError, RestError
 from ._paths import clean_artifact_path
 from ._records import NAME_TAG_PREFIX
 from ._runs import DRIVER_LOG, Page, _document_value, _number, _run_from_json, fields, rows, values
@@ -23,10 +24,6 @@ PAGE = 1000  # runs per search request
 ORDER = ["attributes.start_time DESC"]
 ALIASES = {"driver_log": DRIVER_LOG}  # Workbench's attachment names
 DOCUMENT_READ_MAX = 1024 * 1024  # documents past this many bytes are not downloaded at all
-
-
-class HistoryError(Exception):
-    """Something the user can fix, said in one line."""
 
 
 def unreachable(uri: str, detail: str) -> str:
@@ -105,12 +102,6 @@ class RestSearch:
         return page
 
 
-class RestError(Exception):
-    def __init__(self, message: str, error_code: str | None) -> None:
-        super().__init__(message)
-        self.error_code = error_code
-
-
 class History:
     """Queries against one tracking store (``MLFLOW_TRACKING_URI`` or the embedded default)."""
 
@@ -133,7 +124,8 @@ class History:
                                    "(cd to the project folder or set MLFLOW_TRACKING_URI)")
             from mlflow.tracking import MlflowClient
 
-            from ._stores.sqlite import IncompleteDatabase, prepare
+            from ._exceptions import IncompleteDatabase
+            from ._stores.sqlite import prepare
 
             try:
                 prepare(self.uri)  # never lets MLflow migrate a half-made file in place

@@ -19,6 +19,7 @@ from concurrent.futures import Future
 
 from ._batching import ARTIFACT, END, FILE, Batch, pack
 from ._config import redact, redact_text
+from ._exceptions import GaveUp
 from ._records import RUN_KEY_TAG, RunSpec
 from ._stores import connect
 from ._stores.base import http_status, is_run_level, is_transient
@@ -27,11 +28,6 @@ log = logging.getLogger("azml")
 
 BACKOFF_START = 0.5
 BACKOFF_MAX = 30.0
-
-
-class GaveUp(Exception):
-    """The store stayed unreachable past ``give_up_after``: the records stay where they are
-    (a give-up is never a rejection; the next ``azml sync`` tries again)."""
 
 
 def _describe(exc: BaseException) -> str:
@@ -111,7 +107,7 @@ class Sender:
                     self._failing = True
                     if not self._quiet:
                         log.warning(
-                            "azml: cannot %s at %s (%s); retrying in the background, "
+                            "cannot %s at %s (%s); retrying in the background, "
                             "nothing is dropped",
                             what,
                             redact(self.spec.tracking_uri),
@@ -125,7 +121,7 @@ class Sender:
             if self._failing:
                 self._failing = False
                 if not self._quiet:
-                    log.warning("azml: tracking store %s reachable again",
+                    log.warning("tracking store %s reachable again",
                                 redact(self.spec.tracking_uri))
                 self._on_blocked(None)
             return result
@@ -169,7 +165,7 @@ class Sender:
             raise
         except Exception as exc:  # noqa: BLE001 - a permanent rejection
             if len(batch) == 1 or is_run_level(exc):
-                log.warning("azml: the tracking store rejected %d record(s): %s",
+                log.warning("the tracking store rejected %d record(s): %s",
                             len(batch), _describe(exc))
                 return {seq: exc for seq in batch.seqs()}
             first, second = batch.split()
@@ -197,7 +193,7 @@ class Sender:
         except GaveUp:
             raise
         except Exception as exc:  # noqa: BLE001 - reported through the record's handle
-            log.warning("azml: the tracking store rejected %s %r: %s", kind, record[2],
+            log.warning("the tracking store rejected %s %r: %s", kind, record[2],
                         _describe(exc))
             return exc
         return None

@@ -16,6 +16,7 @@ from typing import NamedTuple
 import uuid
 
 from ._config import Settings, redact
+from ._exceptions import RunNotCreated
 from ._query import unreachable
 from ._runs import DRIVER_LOG, STATUS
 from ._session import Session, now_ms, script_tags
@@ -50,11 +51,6 @@ def status_of(code: int) -> str:
 def exit_code(code: int) -> int:
     """A signal death as the shell reports it (128 + signal)."""
     return 128 - code if code < 0 else code
-
-
-class RunNotCreated(Exception):
-    """The run could not be created in time: the script is not started (nothing ran, so
-    nothing is lost)."""
 
 
 class Submitted(NamedTuple):

@@ -21,7 +21,8 @@ from urllib.parse import quote
 
 from ._config import journal_dir, redact
 from ._dispatcher import SEND_WINDOW
-from ._journal import Journal, JournalLocked
+from ._exceptions import JournalLocked, UnreadableJournal
+from ._journal import Journal
 from ._sender import Sender
 from ._steps import SharedSteps
 from ._records import KILLED, RunSpec
@@ -126,28 +127,24 @@ def sync_one(path: str, dry_run: bool = False, give_up_after: float = 30.0) -> S
         return result
     except (sqlite3.Error, OSError) as exc:
         result.skipped = f"unreadable journal ({exc})"
-        log.warning("azml: skipping journal %s: %s", path, exc)
+        log.warning("skipping journal %s: %s", path, exc)
         return result
     try:
         _replay(journal, result, dry_run, give_up_after)
     except UnreadableJournal as exc:
         result.skipped = f"unreadable journal ({exc})"
-        log.warning("azml: skipping journal %s: %s", path, exc)
+        log.warning("skipping journal %s: %s", path, exc)
     except sqlite3.OperationalError as exc:
         # "database or disk is full", "disk I/O error": the file is sound, the disk is not.
         result.error = f"journal cannot be written ({exc}); free space and run `azml sync` again"
     except sqlite3.DatabaseError as exc:
         result.skipped = f"corrupted journal ({exc})"
-        log.warning("azml: skipping corrupted journal %s: %s", path, exc)
+        log.warning("skipping corrupted journal %s: %s", path, exc)
     except Exception as exc:  # noqa: BLE001 - reported per journal; the others still sync
         result.error = f"{type(exc).__name__}: {exc}"
     finally:
         journal.close(prune=not dry_run and result.ok)
     return result
-
-
-class UnreadableJournal(Exception):
-    """A journal without the meta that says where its records go."""
 
 
 _REQUIRED_META = ("tracking_uri", "experiment_name")

@@ -14,15 +14,13 @@ import sys
 
 import click
 
+from azml_compat._exceptions import QueryError
+
 FORMATS = ("table", "json", "tsv")
 DEBUG = "azml.debug"
 SPARKS = "▁▂▃▄▅▆▇█"
 SPARK_WIDTH = 40
 MIN_COLUMN = 6
-
-
-class QueryError(Exception):
-    """A bad ``--query``: told before anything is fetched."""
 
 
 def _compile(ctx, param, value):
