@@ -218,10 +218,8 @@ class Dispatcher:
             # store's error, and one object raised in several threads would have its traceback
             # rewritten under the others' feet. The store's error is the cause, unchanged.
             cause, kind, key, kept = failed
-            raise RecordRejected.for_record(
-                seq, kind, key, cause, self.store,
-                kept_in=(getattr(self.journal, "path", None) or "memory") if kept else None,
-            ) from cause
+            raise RecordRejected.for_record(seq, kind, key, cause, self.store, kept,
+                                            getattr(self.journal, "path", None)) from cause
 
     def _wait_stalled(self, seq: int) -> None:
         """Wait (holding ``_cond``) until ``seq`` completes, while records keep completing.

@@ -52,22 +52,24 @@ class RecordRejected(AzmlError):
         self.error_code = error_code
 
     @classmethod
-    def for_record(cls, seq: int, kind: str, key: str, cause: BaseException, store: str,
-                   kept_in: str | None = None) -> "RecordRejected":
-        """One line naming the record and the store's reason. ``kept_in``: the journal that
-        keeps the record for ``azml sync`` (the run could not be opened: nothing was sent)."""
+    def for_record(cls, seq: int, kind: str, key: str | None, cause: BaseException, store: str,
+                   kept: bool = False, journal: str | None = None) -> "RecordRejected":
+        """One line naming the record and the store's reason. ``kept``: the run could not be
+        opened, nothing was sent, and the record stays in ``journal`` (None: in memory only)."""
         from ._config import redact_text
 
         text = str(cause).strip().splitlines()
         reason = redact_text(f"{type(cause).__name__}: {text[0] if text else ''}".strip())[:500]
-        what = f"{kind} {key!r} (record #{seq})" if key is not None else f"{kind} (record #{seq})"
+        what = f"{kind} {key!r} (record #{seq})" if key is not None else f"record #{seq}"
         if isinstance(cause, PermanentError):  # found out here, before or while sending
             message = f"{what} cannot be delivered to {store}: {reason}"
-        elif kept_in is None:
+        elif not kept:
             message = f"{what} was refused by {store}: {reason}"
         else:
+            where = (f"it stays in {journal}: run `azml sync` once the run is there" if journal
+                     else "it is kept in memory only (the journal could not be written)")
             message = (f"{what} was not delivered: cannot log to this run at {store} ({reason}); "
-                       f"it stays in {kept_in}: run `azml sync` once the run is there")
+                       f"{where}")
         return cls(message, kind=kind, key=key, status=http_status_of(cause),
                    error_code=getattr(cause, "error_code", None))
 
