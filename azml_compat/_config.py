@@ -22,8 +22,9 @@ import os
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from ._consts import (DEFAULT_FLUSH_TIMEOUT, DEFAULT_MAX_IN_FLIGHT,
+from ._consts import (OUTPUT_FORMATS, DEFAULT_FLUSH_TIMEOUT, DEFAULT_MAX_IN_FLIGHT,
                       DEFAULT_MAX_JOURNAL_BYTES, DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_WAIT_TIMEOUT)
+from ._exceptions import ConfigError
 from ._redact import redact, redact_text
 
 log = logging.getLogger("azml")
@@ -33,10 +34,6 @@ _SCHEMES = {"http", "https", "file", "sqlite", "postgresql", "mysql", "mssql", "
             "databricks-uc", "uc"}
 # The entry-point group MLflow's tracking-store registry loads plugins from.
 _PLUGIN_GROUP = "mlflow.tracking_store"
-
-
-class ConfigError(ValueError):
-    """A setting's value cannot be used; the message is one line naming it and the value."""
 
 
 class _Bad(ValueError):
@@ -94,6 +91,14 @@ def switch(text: str) -> bool:
     if word in ("0", "false", "no", "off"):
         return False
     raise _Bad("is not 1 or 0")
+
+
+def output_format(text: str) -> str:
+    """One of az's ``--output`` formats, any case."""
+    word = text.strip().lower()
+    if word not in OUTPUT_FORMATS:
+        raise _Bad(f"is not an output format ({', '.join(OUTPUT_FORMATS)})")
+    return word
 
 
 def text(value: str) -> str:
@@ -154,7 +159,7 @@ class Setting:
         if strict or self.fatal:
             raise ConfigError(message)
         _warn_once(f"{self.name}={raw!r}",
-                   f"azml: {message}; using the default ({self.shown_default or 'unset'})")
+                   f"{message}; using the default ({self.shown_default or 'unset'})")
         return self.default
 
 
@@ -205,6 +210,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("AZML_GC_FREEZE", switch, True,
             "0: do not `gc.freeze()` after importing MLflow (see `bench/README.md`)",
             field="gc_freeze"),
+    Setting("AZML_OUTPUT", output_format, None,
+            "default `-o` of every `azml` command (`json`, `jsonc`, `yaml`, `yamlc`, `table`, "
+            "`tsv`, `none`); if unset, az's own `AZURE_CORE_OUTPUT` is used",
+            field="output", shown="table on a terminal, json when piped"),
+    Setting("AZURE_CORE_OUTPUT", output_format, None,
+            "az's own default output format, honoured when `AZML_OUTPUT` is unset",
+            field="az_output"),
 )
 BY_NAME = {setting.name: setting for setting in SETTINGS}
 _PREFIX = "AZML_"
@@ -241,7 +253,7 @@ def warn_unknown(environ=None) -> None:
         if name.startswith(_PREFIX) and name not in BY_NAME:
             close = difflib.get_close_matches(name, known, n=1)
             hint = f"did you mean {close[0]}?" if close else "see README's settings table"
-            _warn_once(name, f"azml: {name} is not a setting ({hint}); it is ignored")
+            _warn_once(name, f"{name} is not a setting ({hint}); it is ignored")
 
 
 def default_tracking_uri(cwd: str | None = None) -> str:
@@ -338,6 +350,8 @@ class Settings:
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
     http_timeout: float | None = None  # None: the path's own (_rest.request_timeout)
     gc_freeze: bool = True
+    output: str | None = None  # the `azml` commands' default -o (None: by the terminal)
+    az_output: str | None = None
 
     @classmethod
     def from_env(cls, names=None, *, strict: bool = False, environ=None,

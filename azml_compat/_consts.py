@@ -19,6 +19,9 @@ CLI_HTTP_TIMEOUT = 10.0
 # a kept-alive request stalls ~40 ms between headers and body: overlapping requests hides that.
 DEFAULT_MAX_IN_FLIGHT = 4
 
+# az's --output choices, for every `azml` command
+OUTPUT_FORMATS = ("json", "jsonc", "yaml", "yamlc", "table", "tsv", "none")
+
 # -- the dispatcher (``_dispatcher``) -------------------------------------------------------------
 COMMIT_INTERVAL = 0.05  # seconds between group commits: RAM holds at most this much of the log
 SEND_WINDOW = 5_000  # records the sender reads from the journal at a time

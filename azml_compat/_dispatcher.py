@@ -22,14 +22,17 @@ from __future__ import annotations
 
 import collections
 import logging
+import os
+import posixpath
 import threading
 import time
 from typing import TYPE_CHECKING, Callable
 
 from ._consts import (CLOSE_TIMEOUT, COMMIT_INTERVAL, DEFAULT_WAIT_TIMEOUT, HIGH_WATER, LOW_WATER,
                       PACE_TIMEOUT, SEND_WINDOW, TAKE_LIMIT)
+from ._exceptions import DeliveryTimeout, RecordRejected, Stopped
+from ._records import END, FILE
 from ._redact import redact_text
-from ._sender import Stopped
 from ._steps import SharedSteps
 
 if TYPE_CHECKING:
@@ -37,10 +40,6 @@ if TYPE_CHECKING:
     from ._sender import Sender
 
 log = logging.getLogger("azml")
-
-
-class DeliveryTimeout(TimeoutError):
-    """``wait()`` gave up on a store that delivered nothing for ``AZML_WAIT_TIMEOUT`` seconds."""
 
 
 class Handle:
@@ -57,7 +56,9 @@ class Handle:
         return self._dispatcher.completed(self._seq)
 
     def wait(self, timeout: float | None = None) -> None:
-        """Block until the record is persisted; raise the store's error if it was rejected.
+        """Block until the record is persisted; raise ``RecordRejected`` if it never will be
+        (the store refused it, it cannot be delivered, the run cannot be opened), with the
+        store's error as its cause.
 
         Records complete in the order they were logged, so once this returns every record
         logged before it has completed too. The one exception: if the store refuses our
@@ -119,7 +120,8 @@ class Dispatcher:
         self._seq = 0
         self._journaled = 0  # every record with seq <= _journaled is in the journal
         self._done = 0  # every record with seq <= _done has been delivered or rejected
-        self._errors: dict[int, BaseException] = {}
+        # Only failed records: seq -> (the store's error, kind, key or path, kept for sync).
+        self._errors: dict[int, tuple] = {}
         self._last_progress = time.monotonic()
         self.fatal: BaseException | None = None  # why the sender could not even start
         self.blocked: BaseException | None = None  # credentials refused: waiting cannot help
@@ -173,7 +175,7 @@ class Dispatcher:
         try:
             self._write_pending()  # records put while the writer stopped: on disk, not lost
         except Exception as exc:  # noqa: BLE001 - a broken journal: the exit counts what is left
-            self._tell_once("journal", "azml: journal thread error (%s); going on", exc)
+            self._tell_once("journal", "journal thread error (%s); going on", exc)
         ended = not any(thread.is_alive() for thread in self._threads)
         sender = self._sender  # the sender thread may have made it meanwhile
         if sender is not None:
@@ -257,13 +259,18 @@ class Dispatcher:
                 if not self._told_blocked:
                     self._told_blocked = True
                     log.warning(
-                        "azml: the tracking store refused the credentials (%s); records are kept "
+                        "the tracking store refused the credentials (%s); records are kept "
                         "in the journal %s: fix MLFLOW_TRACKING_USERNAME/PASSWORD/TOKEN and run "
                         "`azml sync`", redact_text(str(self.blocked)), self.journal.path)
                 return
-        error = self._errors.get(seq)
-        if error is not None:
-            raise error
+        failed = self._errors.get(seq)
+        if failed is not None:
+            # A new exception for every wait(): the records of one refused request share the
+            # store's error, and one object raised in several threads would have its traceback
+            # rewritten under the others' feet. The store's error is the cause, unchanged.
+            cause, kind, key, kept = failed
+            raise RecordRejected.for_record(seq, kind, key, cause, self.store, kept,
+                                            getattr(self.journal, "path", None)) from cause
 
     def _wait_stalled(self, seq: int) -> None:
         """Wait (holding ``_cond``) until ``seq`` completes, while records keep completing.
@@ -277,7 +284,7 @@ class Dispatcher:
             remaining = max(started, self._last_progress) + self.wait_timeout - time.monotonic()
             if remaining <= 0:
                 raise DeliveryTimeout(
-                    f"azml: record #{seq} not delivered: {self.store} took no record for "
+                    f"record #{seq} not delivered: {self.store} took no record for "
                     f"{self.wait_timeout:g} s (AZML_WAIT_TIMEOUT); {self._kept()}")
             self._cond.wait(remaining)
 
@@ -336,7 +343,7 @@ class Dispatcher:
             try:
                 self._write_pending()
             except Exception as exc:  # noqa: BLE001 - never let the journal thread die
-                self._tell_once("journal", "azml: journal thread error (%s); going on", exc)
+                self._tell_once("journal", "journal thread error (%s); going on", exc)
                 self._stop.wait(COMMIT_INTERVAL)
 
     def _tell_once(self, what: str, message: str, exc: BaseException) -> None:
@@ -365,7 +372,7 @@ class Dispatcher:
             if self._fallback is None:
                 from ._journal import MemoryJournal, SpilledJournal
 
-                self._tell_once("append", "azml: the journal failed (%s); records go on in memory",
+                self._tell_once("append", "the journal failed (%s); records go on in memory",
                                 exc)
                 if not isinstance(self.journal, (MemoryJournal, SpilledJournal)):
                     self.journal = SpilledJournal(self.journal)
@@ -392,7 +399,7 @@ class Dispatcher:
             return
         except BaseException as exc:  # noqa: BLE001 - reported through every handle instead
             self.fatal = exc
-            log.warning("azml: cannot log to this run: %s", exc)
+            log.warning("cannot log to this run: %s", exc)
             sender = None
         while not self._stop.is_set():
             with self._cond:
@@ -405,7 +412,7 @@ class Dispatcher:
             except Stopped:
                 return  # close(): what was not delivered stays in the journal
             except Exception as exc:  # noqa: BLE001 - the sender thread must outlive any error
-                self._tell_once("send", "azml: delivery error (%s); retrying", exc)
+                self._tell_once("send", "delivery error (%s); retrying", exc)
                 self._stop.wait(1.0)
 
     def _send_some(self, sender, after: int) -> None:
@@ -415,7 +422,8 @@ class Dispatcher:
             return
         if sender is None:
             # Keep the records for `azml sync`; only the handles learn of the failure.
-            self._complete(records[-1][0], {r[0]: self.fatal for r in records}, settle=False)
+            self._complete(records[-1][0], {r[0]: self.fatal for r in records}, settle=False,
+                           records=records)
             return
         shared = self.shared
         if shared is not None:
@@ -424,7 +432,7 @@ class Dispatcher:
             with sender.gate:  # the allocator is SQLite: a fork must not split a call
                 records = shared.apply(self.journal, records, sender.run_id)
         for upto, errors in sender.deliver(records):
-            self._complete(upto, errors)
+            self._complete(upto, errors, records=records)
 
     def _settle(self, upto: int, errors: dict | None) -> None:
         """Delete delivered records from the journal; on a journal error (a full disk) keep
@@ -437,19 +445,32 @@ class Dispatcher:
             self._unsettled = None
         except Exception as exc:  # noqa: BLE001 - sqlite3.OperationalError, OSError
             self._unsettled = (upto, errors or {})
-            self._tell_once("settle", "azml: cannot update the journal (%s); delivered records "
+            self._tell_once("settle", "cannot update the journal (%s); delivered records "
                             "stay in it until it can be written", exc)
 
-    def _complete(self, upto: int, errors: dict | None = None, settle: bool = True) -> None:
+    def _complete(self, upto: int, errors: dict | None = None, settle: bool = True,
+                  records=()) -> None:
         if settle:
             self._settle(upto, errors)
         if errors:
-            self._errors.update(errors)
+            named = {r[0]: _record_name(r) for r in records if r[0] in errors}
+            self._errors.update((seq, (exc, *named.get(seq, ("record", None)), not settle))
+                                for seq, exc in errors.items())
         with self._cond:
             if upto > self._done:
                 self._done = upto
                 self._last_progress = time.monotonic()
             self._cond.notify_all()
+
+
+def _record_name(record: tuple) -> tuple[str, str | None]:
+    """``(kind, key or artifact path)`` of a record, as its failure names it."""
+    kind = record[1]
+    if kind == FILE:  # (seq, FILE, artifact_dir, local_path): the path it was to have
+        return kind, posixpath.join(record[2], os.path.basename(record[3]))
+    if kind == END:  # (seq, END, status, end_time_ms)
+        return "end of the run", record[2]
+    return kind, record[2]
 
 
 def exit_message(where: dict, journal_path: str | None, store: str, reason: str) -> str:
@@ -458,17 +479,17 @@ def exit_message(where: dict, journal_path: str | None, store: str, reason: str)
     parts = []
     left = where["journal"] + where["memory"]
     if left:
-        parts.append(f"azml: {left} record(s) not delivered to {store}"
+        parts.append(f"{left} record(s) not delivered to {store}"
                      + (f" ({reason})" if reason else ""))
     if where["journal"]:
         parts.append(f"{where['journal']} kept in {journal_path}: run `azml sync` to deliver them")
     if where["memory"]:
         parts.append(f"{where['memory']} only in memory, lost (the journal could not take them)")
     if where.get("stale"):
-        parts.append(("" if parts else "azml: ") + f"{where['stale']} delivered record(s) are "
+        parts.append(f"{where['stale']} delivered record(s) are "
                      f"still in {journal_path} (the journal could not be updated); `azml sync` "
                      "sends them again, harmlessly")
     if where["rejected"]:
-        parts.append(("" if parts else "azml: ") + f"{where['rejected']} record(s) refused by "
+        parts.append(f"{where['rejected']} record(s) refused by "
                      f"{store}, set aside in {journal_path} (see `azml sync --list`)")
     return "; ".join(parts)

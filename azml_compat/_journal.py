@@ -30,6 +30,7 @@ import threading
 from typing import Protocol, runtime_checkable
 
 from ._records import ARTIFACT, END, FILE, METRIC, SERIES, TAG
+from ._exceptions import JournalLocked
 from ._redact import redact_text
 
 log = logging.getLogger("azml")
@@ -135,10 +136,6 @@ class JournalLike(Protocol):
 
     def abandon(self) -> None:
         """In a forked child: let go of the parent's handles without touching the files."""
-
-
-class JournalLocked(Exception):
-    """Another live process (or ``azml sync``) holds this journal."""
 
 
 class Journal:
@@ -373,7 +370,7 @@ class Journal:
                 if not empty and self._live:
                     self._keep_files()
             except sqlite3.Error as exc:  # a full disk: what the file holds stays, unpruned
-                log.warning("azml: journal %s: %s", self.path, exc)
+                log.warning("journal %s: %s", self.path, exc)
                 empty = False
             self._db.close()
             self._db = None
@@ -414,7 +411,7 @@ class Journal:
                 self._db.execute("UPDATE records SET text = ? WHERE seq = ?", (copy, seq))
             except Exception as exc:  # noqa: BLE001 - the original path is kept
                 shutil.rmtree(folder, ignore_errors=True)
-                log.warning("azml: could not keep a copy of %s for `azml sync` (%s); it will "
+                log.warning("could not keep a copy of %s for `azml sync` (%s); it will "
                             "upload the file as it is then", source, exc)
 
     def abandon(self) -> None:

@@ -1,11 +1,13 @@
 """``./outputs``: Workbench uploaded every file written there when the run ended."""
 from __future__ import annotations
 
+import logging
 import os
 import stat
 import sys
 
 ARTIFACT_DIR = "outputs"
+log = logging.getLogger("azml")
 
 
 def scan(outputs_dir: str, max_bytes: int):
@@ -34,9 +36,9 @@ def scan(outputs_dir: str, max_bytes: int):
             else:
                 uploads.append((artifact_dir, local, info.st_size))
     if special:
-        print(f"azml: not uploading {len(special)} entr{'y' if len(special) == 1 else 'ies'} in "
-              f"outputs/ that {'is' if len(special) == 1 else 'are'} not a regular file "
-              f"(FIFO, socket or device): {', '.join(special)}", file=sys.stderr)
+        log.warning("not uploading %d entr%s in outputs/ that %s not a regular file (FIFO, "
+                    "socket or device): %s", len(special), "y" if len(special) == 1 else "ies",
+                    "is" if len(special) == 1 else "are", ", ".join(special))
     return uploads, skipped
 
 
@@ -44,11 +46,8 @@ def warn_skipped(skipped, max_bytes: int) -> None:
     if not skipped:
         return
     listed = ", ".join(f"{path} ({size:,} bytes)" for path, size in skipped)
-    print(
-        f"azml: not uploading {len(skipped)} file(s) in outputs/ larger than {max_bytes:,} bytes "
-        f"(AZML_MAX_OUTPUT_BYTES): {listed}",
-        file=sys.stderr,
-    )
+    log.warning("not uploading %d file(s) in outputs/ larger than %s bytes "
+                "(AZML_MAX_OUTPUT_BYTES): %s", len(skipped), f"{max_bytes:,}", listed)
 
 
 class ProgressBar:

@@ -16,6 +16,7 @@ from types import SimpleNamespace
 from urllib.parse import quote
 
 from ._config import Settings, tracking_uri
+from ._exceptions import HistoryError
 from ._redact import redact
 from ._paths import clean_artifact_path
 from ._records import NAME_TAG_PREFIX
@@ -29,10 +30,6 @@ ORDER = ["attributes.start_time DESC"]
 ALIASES = {"driver_log": DRIVER_LOG}  # Workbench's attachment names
 PREFIX_CANDIDATES = 100  # runs an ambiguous run-id prefix is counted up to
 DOCUMENT_READ_MAX = 1024 * 1024  # documents past this many bytes are not downloaded at all
-
-
-class HistoryError(Exception):
-    """Something the user can fix, said in one line."""
 
 
 def unreachable(uri: str, detail: str) -> str:
@@ -285,7 +282,8 @@ class History:
                                    "(cd to the project folder or set MLFLOW_TRACKING_URI)")
             from mlflow.tracking import MlflowClient
 
-            from ._stores.sqlite import IncompleteDatabase, prepare
+            from ._exceptions import IncompleteDatabase
+            from ._stores.sqlite import prepare
 
             try:
                 prepare(self.uri)  # never lets MLflow migrate a half-made file in place

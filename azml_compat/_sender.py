@@ -24,6 +24,7 @@ from typing import Callable
 from ._batching import ARTIFACT, END, FILE, Batch, pack
 from ._config import Settings
 from ._consts import BACKOFF_MAX, BACKOFF_START
+from ._exceptions import GaveUp, Stopped
 from ._redact import redact, redact_text
 from ._records import RUN_KEY_TAG, RunSpec
 from ._stores import connect
@@ -40,16 +41,6 @@ def backoff_delay(attempt: int, retry_after: float | None = None,
     more than ``BACKOFF_MAX``."""
     base = min(BACKOFF_START * 2.0 ** min(attempt, 16), BACKOFF_MAX)
     return min(max(base * uniform(0.5, 1.0), retry_after or 0.0), BACKOFF_MAX)
-
-
-class GaveUp(Exception):
-    """The store stayed unreachable past ``give_up_after``: the records stay where they are
-    (a give-up is never a rejection; the next ``azml sync`` tries again)."""
-
-
-class Stopped(GaveUp):
-    """``Sender.stop()`` came while the sender was retrying (the dispatcher is closing): like a
-    give-up, the records stay in the journal for ``azml sync``."""
 
 
 def _describe(exc: BaseException) -> str:
@@ -181,7 +172,7 @@ class Sender:
                     self._failing = True
                     if not self._quiet:
                         log.warning(
-                            "azml: cannot %s at %s (%s); retrying in the background, "
+                            "cannot %s at %s (%s); retrying in the background, "
                             "nothing is dropped",
                             what,
                             redact(self.spec.tracking_uri),
@@ -197,7 +188,7 @@ class Sender:
             if self._failing:
                 self._failing = False
                 if not self._quiet:
-                    log.warning("azml: tracking store %s reachable again",
+                    log.warning("tracking store %s reachable again",
                                 redact(self.spec.tracking_uri))
                 self._on_blocked(None)
             return result
@@ -241,7 +232,7 @@ class Sender:
             raise
         except Exception as exc:  # noqa: BLE001 - a permanent rejection
             if len(batch) == 1 or is_run_level(exc):
-                log.warning("azml: the tracking store rejected %d record(s): %s",
+                log.warning("the tracking store rejected %d record(s): %s",
                             len(batch), _describe(exc))
                 return {seq: exc for seq in batch.seqs()}
             first, second = batch.split()
@@ -269,7 +260,7 @@ class Sender:
         except GaveUp:
             raise
         except Exception as exc:  # noqa: BLE001 - reported through the record's handle
-            log.warning("azml: the tracking store rejected %s %r: %s", kind, record[2],
+            log.warning("the tracking store rejected %s %r: %s", kind, record[2],
                         _describe(exc))
             return exc
         return None

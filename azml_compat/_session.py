@@ -127,13 +127,13 @@ class Session:
         try:
             return Journal.create(self.settings.journal_dir, self.local_id, meta)
         except (OSError, sqlite3.Error) as exc:
-            log.warning("azml: cannot write the journal in %s (%s); logging goes on in memory, "
+            log.warning("cannot write the journal in %s (%s); logging goes on in memory, "
                         "so records not yet sent are lost if the process dies",
                         self.settings.journal_dir, exc)
             return MemoryJournal()
 
     def _spill(self, journal, exc):
-        log.warning("azml: the journal %s stopped taking records (%s); new records are kept in "
+        log.warning("the journal %s stopped taking records (%s); new records are kept in "
                     "memory until sent", journal.path, exc)
         return SpilledJournal(journal) if isinstance(journal, Journal) else MemoryJournal()
 
@@ -237,7 +237,7 @@ class Session:
         message = exit_message(self.dispatcher.whereabouts(), journal.path,
                                redact(self.spec.tracking_uri), reason)
         if message:
-            print(redact_text(message), file=sys.stderr)
+            log.warning("%s", message)
         journal.close(prune=True)  # deletes the file only if nothing is left in it
         if interrupted is not None:
             raise interrupted

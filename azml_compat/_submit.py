@@ -17,6 +17,7 @@ import uuid
 
 from ._config import Settings
 from ._consts import STARTUP_ALLOWANCE
+from ._exceptions import RunNotCreated
 from ._query import unreachable
 from ._redact import redact
 from ._rest import request_timeout
@@ -48,11 +49,6 @@ def status_of(code: int) -> str:
 def exit_code(code: int) -> int:
     """A signal death as the shell reports it (128 + signal)."""
     return 128 - code if code < 0 else code
-
-
-class RunNotCreated(Exception):
-    """The run could not be created in time: the script is not started (nothing ran, so
-    nothing is lost)."""
 
 
 class Submitted(NamedTuple):

@@ -21,9 +21,10 @@ from urllib.parse import quote
 
 from ._config import Settings, journal_dir, raw
 from ._consts import SEND_WINDOW
+from ._exceptions import GaveUp, JournalLocked, UnreadableJournal
+from ._journal import Journal
 from ._redact import redact
-from ._journal import Journal, JournalLocked
-from ._sender import GaveUp, Sender
+from ._sender import Sender
 from ._stores import connect
 from ._steps import SharedSteps
 from ._records import KILLED, RunSpec
@@ -143,19 +144,19 @@ def sync_one(path: str, dry_run: bool = False, give_up_after: float = 30.0,
         return result
     except (sqlite3.Error, OSError) as exc:
         result.skipped = f"unreadable journal ({exc})"
-        log.warning("azml: skipping journal %s: %s", path, exc)
+        log.warning("skipping journal %s: %s", path, exc)
         return result
     try:
         _replay(journal, result, dry_run, give_up_after, settings)
     except UnreadableJournal as exc:
         result.skipped = f"unreadable journal ({exc})"
-        log.warning("azml: skipping journal %s: %s", path, exc)
+        log.warning("skipping journal %s: %s", path, exc)
     except sqlite3.OperationalError as exc:
         # "database or disk is full", "disk I/O error": the file is sound, the disk is not.
         result.error = f"journal cannot be written ({exc}); free space and run `azml sync` again"
     except sqlite3.DatabaseError as exc:
         result.skipped = f"corrupted journal ({exc})"
-        log.warning("azml: skipping corrupted journal %s: %s", path, exc)
+        log.warning("skipping corrupted journal %s: %s", path, exc)
     except Exception as exc:  # noqa: BLE001 - reported per journal; the others still sync
         result.error = f"{type(exc).__name__}: {exc}"
         if isinstance(exc, GaveUp) and exc.__cause__ is not None:  # the OS's reason, whole
@@ -190,10 +191,6 @@ def _command_store(tracking_uri: str, settings: Settings | None):
 
         return CommandStore(tracking_uri)
     return connect(tracking_uri, settings)
-
-
-class UnreadableJournal(Exception):
-    """A journal without the meta that says where its records go."""
 
 
 _REQUIRED_META = ("tracking_uri", "experiment_name")

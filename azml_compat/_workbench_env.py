@@ -70,7 +70,7 @@ def _makedirs(path: str, what: str) -> None:
     try:
         os.makedirs(path, exist_ok=True)
     except OSError as exc:
-        log.warning("azml: cannot create %s %s: %s", what, path, exc.strerror or exc)
+        log.warning("cannot create %s %s: %s", what, path, exc.strerror or exc)
 
 
 # -- the run covers the whole process ----------------------------------------------------------

@@ -2,6 +2,7 @@
 on 127.0.0.1 (free port, stopped afterwards). No mocks."""
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -233,3 +234,22 @@ def make_logger(store):
     yield make
     for session in sessions:
         session.close()
+
+
+@pytest.fixture
+def azml_log():
+    """The records of the ``azml`` logger, which has its own stderr handler and does not
+    propagate (so pytest's ``caplog`` never sees them)."""
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    handler = Keep(logging.DEBUG)
+    logger = logging.getLogger("azml")
+    logger.addHandler(handler)
+    try:
+        yield records
+    finally:
+        logger.removeHandler(handler)

@@ -51,15 +51,14 @@ def test_a_bad_value_at_import_does_not_raise(tmp_path):
                                        ("AZML_MAX_JOURNAL_BYTES", "lots"),
                                        ("AZML_HTTP_TIMEOUT", "0"), ("AZML_UPLOAD_OUTPUTS", "maybe"),
                                        ("AZML_GC_FREEZE", "nope"), ("AZML_MAX_IN_FLIGHT", "0")])
-def test_the_library_warns_once_and_uses_the_default(name, bad, caplog, tmp_path):
+def test_the_library_warns_once_and_uses_the_default(name, bad, azml_log, tmp_path):
     setting = _config.BY_NAME[name]
     environ = {name: bad}
     _config._warned.clear()
-    with caplog.at_level(logging.WARNING, logger="azml"):
-        first = Settings.from_env(environ=environ, cwd=str(tmp_path))
-        again = Settings.from_env(environ=environ, cwd=str(tmp_path))
+    first = Settings.from_env(environ=environ, cwd=str(tmp_path))
+    again = Settings.from_env(environ=environ, cwd=str(tmp_path))
     assert getattr(first, setting.field) == getattr(again, setting.field) == setting.default
-    lines = [r.getMessage() for r in caplog.records]
+    lines = [r.getMessage() for r in azml_log if r.levelno >= logging.WARNING]
     assert len(lines) == 1 and f"{name}={bad!r}" in lines[0], lines
     with pytest.raises(ConfigError, match=re.escape(f"{name}={bad!r}")):
         Settings.from_env(environ=environ, cwd=str(tmp_path), strict=True)
@@ -84,12 +83,11 @@ def test_a_malformed_tracking_uri_still_fails_the_script_at_once(tmp_path):
         Settings.from_env(environ={"MLFLOW_TRACKING_URI": "htp://x"}, cwd=str(tmp_path))
 
 
-def test_a_typo_warns_once_with_the_closest_name(caplog, tmp_path):
+def test_a_typo_warns_once_with_the_closest_name(azml_log, tmp_path):
     _config._warned.clear()
-    with caplog.at_level(logging.WARNING, logger="azml"):
-        Settings.from_env(environ={"AZML_FLUSH_TIMOUT": "5"}, cwd=str(tmp_path))
-        Settings.from_env(environ={"AZML_FLUSH_TIMOUT": "5"}, cwd=str(tmp_path))
-    lines = [r.getMessage() for r in caplog.records]
+    Settings.from_env(environ={"AZML_FLUSH_TIMOUT": "5"}, cwd=str(tmp_path))
+    Settings.from_env(environ={"AZML_FLUSH_TIMOUT": "5"}, cwd=str(tmp_path))
+    lines = [r.getMessage() for r in azml_log if r.levelno >= logging.WARNING]
     assert len(lines) == 1, lines
     assert "AZML_FLUSH_TIMOUT" in lines[0] and "did you mean AZML_FLUSH_TIMEOUT?" in lines[0]
 
@@ -133,6 +131,8 @@ ALLOWED_ENVIRON = {
     ("_workbench_env.py", "notebook_path"): "JPY_SESSION_NAME: Jupyter's, names the notebook",
     ("_submit.py", "submit"): "the script's environment: ours plus its run",
     ("cli/_output.py", "terminal_width"): "COLUMNS: the terminal's width",
+    ("_stores/sqlite_read.py", "open"): "MLFLOW_ENABLE_WORKSPACES: MLflow's own switch, which "
+                                        "changes what its SQLite store answers",
     ("_rest.py", "__init__"): "MLflow's own client variables (credentials, TLS), read as its "
                               "client reads them, when a client is made",
     ("_rest.py", "_truthy"): "the same, for MLflow's yes/no variables (MLFLOW_TRACKING_INSECURE_TLS)",

@@ -1,6 +1,6 @@
 """The tracking-store backends: one family behind one interface.
 
-* ``base``: errors and the retry policy's reading of them, shared checks (no MLflow);
+* ``base``: the retry policy's reading of errors, shared checks (no MLflow);
 * ``rest``: an ``http(s)://`` tracking server, one request per call;
 * ``mlflow_client``: any other store MLflow can open, through ``MlflowClient``;
 * ``sqlite``: a new SQLite store built whole before MLflow opens it.

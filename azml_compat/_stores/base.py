@@ -1,5 +1,6 @@
-"""What every store backend shares: the error classes and how the retry policy reads errors,
-the run-key filter, and the checks on artifact names and sources. Imports no MLflow."""
+"""What every store backend shares: how the retry policy reads errors (their classes are in
+``_exceptions``), the run-key filter, and the checks on artifact names and sources. Imports no
+MLflow."""
 from __future__ import annotations
 
 import errno
@@ -7,6 +8,7 @@ import os
 import stat
 from typing import ClassVar, Protocol, runtime_checkable
 
+from .._exceptions import PermanentError, StoreError  # noqa: F401 - raised by every backend
 from .._records import NAME_MAX, RUN_KEY_TAG, RunSpec
 
 @runtime_checkable
@@ -67,10 +69,6 @@ def http_status(exc: BaseException) -> int | None:
         return int(get())
     except Exception:  # noqa: BLE001
         return None
-
-
-class PermanentError(Exception):
-    """A record no retry can deliver (its local file, its name): set it aside, go on."""
 
 
 # Local errors that no retry fixes: the record itself is undeliverable (a name too long for the
@@ -139,35 +137,6 @@ def open_source(local_path: str):
         raise PermanentError(f"{local_path!r} is not a regular file; not uploaded")
     os.set_blocking(fd, True)
     return os.fdopen(fd, "rb")
-
-
-class StoreError(Exception):
-    """A tracking server's refusal, with what the retry policy needs to know."""
-
-    def __init__(self, message: str, status: int, error_code: str | None = None,
-                 retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.error_code = error_code
-        self.retry_after = retry_after
-
-    def get_http_status_code(self) -> int:
-        return self.status
-
-    @classmethod
-    def from_response(cls, response, endpoint: str) -> "StoreError":
-        try:
-            body = response.json()
-            code, message = body.get("error_code"), body.get("message") or response.text
-        except ValueError:
-            code, message = None, response.text.strip()[:500]
-        retry_after = None
-        try:
-            retry_after = float(response.headers.get("Retry-After", ""))
-        except ValueError:
-            pass
-        return cls(f"{endpoint}: HTTP {response.status_code} {code or ''} {message}".strip(),
-                   response.status_code, code, retry_after)
 
 
 def _never_sent(exc: BaseException) -> bool:

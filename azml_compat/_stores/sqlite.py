@@ -22,17 +22,11 @@ import os
 import sqlite3
 from urllib.parse import quote, unquote
 
+from .._exceptions import IncompleteDatabase
+
 # SQLite's side files: a rollback journal (MLflow's mode) or WAL and its index (other tools).
 SIDE_FILES = ("-journal", "-wal", "-shm")
 BUILD_TAG = ".azml-build-"
-
-
-class IncompleteDatabase(Exception):
-    """A SQLite tracking store MLflow cannot use as it is; the message says what to do.
-
-    Not an OSError nor a SQLAlchemy error: retrying cannot fix it, so the sender gives up at
-    once and the records stay in the journal for ``azml sync``.
-    """
 
 
 def sqlite_path(uri: str) -> str | None:

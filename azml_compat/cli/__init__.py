@@ -44,6 +44,8 @@ class Azml(click.Group):
         extra.pop("standalone_mode", None)
         azml_logger = logging.getLogger("azml")
         saved = azml_logger.level, list(azml_logger.handlers)
+        # A command says warnings and errors; --verbose/--debug (parsed below) lower it.
+        azml_logger.setLevel(logging.WARNING)
         started = time.monotonic()
         try:
             with warnings.catch_warnings():
@@ -62,7 +64,7 @@ class Azml(click.Group):
             code = INTERRUPTED
         finally:
             # az's --verbose line; shown only at INFO (--verbose, --debug)
-            azml_logger.info("azml: command ran in %.3f seconds", time.monotonic() - started)
+            azml_logger.info("command ran in %.3f seconds", time.monotonic() - started)
             azml_logger.setLevel(saved[0])
             azml_logger.handlers[:] = saved[1]
         sys.exit(code if isinstance(code, int) else 0)

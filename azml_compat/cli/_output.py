@@ -18,7 +18,11 @@ import warnings
 
 import click
 
-FORMATS = ("json", "jsonc", "yaml", "yamlc", "table", "tsv", "none")  # az's --output choices
+from azml_compat._config import Settings
+from azml_compat._consts import OUTPUT_FORMATS
+from azml_compat._exceptions import QueryError
+
+FORMATS = OUTPUT_FORMATS  # az's --output choices
 FORMAT_SETTINGS = ("AZML_OUTPUT", "AZURE_CORE_OUTPUT")  # first set wins, then the TTY decides
 DEBUG = "azml.debug"
 VERBOSE = "azml.verbose"
@@ -27,10 +31,6 @@ RUN_ID = re.compile(r"[0-9a-f]{32}")  # MLflow's run ids: never cut in a table
 SPARKS = "▁▂▃▄▅▆▇█"
 SPARK_WIDTH = 40
 MIN_COLUMN = 6
-
-
-class QueryError(Exception):
-    """A bad ``--query``: told before anything is fetched."""
 
 
 def _compile(ctx, param, value):
@@ -98,22 +98,12 @@ def output_options(command):
                              "else table on a terminal and json when piped.")(command)
 
 
-class OutputSettingError(ValueError):
-    """AZML_OUTPUT or AZURE_CORE_OUTPUT names no format."""
-
-
 def default_format() -> str:
     """az's ``core.output`` as a person and a script each expect it: an explicit setting
     (AZML_OUTPUT, else az's own AZURE_CORE_OUTPUT), else table on a terminal and json when
     piped, so `azml history list | jq` works as `az ... | jq` did."""
-    for name in FORMAT_SETTINGS:  # read here, not in _config: the CLI is its only user
-        value = os.environ.get(name, "").strip().lower()
-        if value:
-            if value not in FORMATS:
-                raise OutputSettingError(f"{name}={os.environ[name]!r} is not an output format "
-                                         f"({', '.join(FORMATS)})")
-            return value
-    return "table" if sys.stdout.isatty() else "json"
+    settings = Settings.from_env(FORMAT_SETTINGS, strict=True)
+    return settings.output or settings.az_output or ("table" if sys.stdout.isatty() else "json")
 
 
 def rendered(table=None):
