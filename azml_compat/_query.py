@@ -15,8 +15,8 @@ from types import SimpleNamespace
 
 from ._config import Settings, redact, tracking_uri
 from ._paths import clean_artifact_path
-from ._records import NAME_TAG_PREFIX
-from ._runs import DRIVER_LOG, Page, _document_value, _number, _run_from_json, fields, rows, values
+from ._runs import (DRIVER_LOG, Page, _document_value, _number, _run_from_json, fields,
+                    original_name, rows, values)
 
 DEFAULT_MAX = 100
 PAGE = 1000  # runs per search request
@@ -193,7 +193,7 @@ class History:
         for key in sorted(run.data.metrics):
             history = sorted(self.client.get_metric_history(run_id, key),
                              key=lambda m: (m.step, m.timestamp))
-            series[tags.get(NAME_TAG_PREFIX + key, key)] = [_number(m.value) for m in history]
+            series[original_name(tags, key)] = [_number(m.value) for m in history]
         paths = sorted(self.artifact_paths(run_id))
         # A name logged both as a number or string and as a document shows the former.
         found = {**self.documents(run, paths), **values(run)}
@@ -215,7 +215,7 @@ class History:
         with tempfile.TemporaryDirectory(prefix="azml-") as tmp:
             for path in wanted:
                 key = path[len("metrics/"):-len(".json")]
-                name = run.data.tags.get(NAME_TAG_PREFIX + key, key)
+                name = original_name(run.data.tags, key)
                 size = sizes.get(path) or 0
                 if size > DOCUMENT_READ_MAX:
                     found[name] = f"({size:,} bytes: artifact {path})"

@@ -17,7 +17,9 @@ from ._journal import Journal, MemoryJournal, SpilledJournal
 from ._keys import KeyMap
 from ._outputs import ProgressBar, scan, warn_skipped
 from ._sender import ForkGate, RunReady, Sender
-from ._records import END, FILE, FINISHED, MAX_TAG_VALUE, NAME_TAG_PREFIX, RUN_KEY_TAG, TAG, RunSpec
+from ._records import (ARGUMENTS_TAG, END, FILE, FINISHED, MAX_TAG_VALUE, NAME_TAG_PREFIX,
+                       RUN_KEY_TAG, SCRIPT_TAG, TAG, WORKDIR_TAG, RunSpec)
+from ._presentation import NOTE_TAG, RUN_NAME_TAG, run_name, run_note
 from ._workbench_env import process_start_ms, script_identity
 
 log = logging.getLogger("azml")
@@ -28,13 +30,18 @@ def now_ms() -> int:
 
 
 def script_tags(script: str, args, cwd: str) -> dict:
-    """The tags a run gets for the script that made it (the library's and `azml submit`'s)."""
+    """The tags a run gets for the script that made it (the library's and `azml submit`'s):
+    ours (hidden by the UI: ``mlflow.``), the run's name and its description."""
+    args = [redact_text(arg) for arg in args]
+    source = os.path.abspath(script) if script != "<console>" else script
     return {
-        "azml.script_name": os.path.basename(script),
-        "azml.arguments": redact_text(json.dumps(list(args)))[:MAX_TAG_VALUE],
-        "azml.working_dir": cwd[:MAX_TAG_VALUE],
-        "mlflow.source.name": os.path.abspath(script) if script != "<console>" else script,
+        SCRIPT_TAG: os.path.basename(script),
+        ARGUMENTS_TAG: json.dumps(args)[:MAX_TAG_VALUE],
+        WORKDIR_TAG: cwd[:MAX_TAG_VALUE],
+        "mlflow.source.name": source,
         "mlflow.source.type": "LOCAL",
+        RUN_NAME_TAG: run_name(script, args),
+        NOTE_TAG: run_note(source, args, cwd, {}),
     }
 
 
@@ -186,7 +193,25 @@ class Session:
         key, mapped = self.keys.add(name)
         if mapped:
             self.dispatcher.put(TAG, NAME_TAG_PREFIX + key, name[:MAX_TAG_VALUE])
+            self._update_note()
         return key
+
+    def _update_note(self) -> None:
+        """The run's description, with the table of renamed names as it stands now. Only for
+        a run we describe (ours, or the one `azml submit` made for this script); a forked
+        child leaves it to its parent, whose table has the names mapped before the fork."""
+        spec = self.spec
+        ours = spec.owned or (spec.run_id and spec.run_id == os.environ.get("AZML_SUBMITTED_RUN"))
+        if not (self.main and ours and NOTE_TAG in spec.tags):
+            return
+        try:
+            args = json.loads(spec.tags.get(ARGUMENTS_TAG, "[]"))
+        except ValueError:
+            args = []
+        renamed = {key: name for name, key in self.keys.known.items() if key != name}
+        note = run_note(spec.tags.get("mlflow.source.name", spec.tags.get(SCRIPT_TAG, "")),
+                        args, spec.tags.get(WORKDIR_TAG, ""), renamed)
+        self.dispatcher.put(TAG, NOTE_TAG, note)
 
     # -- end of run ----------------------------------------------------------------------------
     def close(self, final: bool = True) -> bool:
