@@ -230,7 +230,9 @@ class Session:
                 self._ended = True
                 upload_outputs = self.main and os.environ.get("AZML_UPLOAD_OUTPUTS", "1") != "0"
                 if upload_outputs:
-                    files, skipped = scan(self.settings.outputs_dir, self.settings.max_output_bytes)
+                    # Only what this run wrote: files left by earlier runs are not its own.
+                    files, skipped = scan(self.settings.outputs_dir, self.settings.max_output_bytes,
+                                          since_ms=self.spec.start_time_ms or process_start_ms())
                     warn_skipped(skipped, self.settings.max_output_bytes)
                     files = [(self.dispatcher.put(FILE, d, p), size) for d, p, size in files]
                 if self.main and self.spec.owned:
