@@ -103,3 +103,26 @@ def run_note(script: str, args, cwd: str, renamed: dict) -> str:
                 break
             lines.append(row)
     return "\n".join(lines)
+
+
+UI_PORT = 5000  # `mlflow ui`'s default port
+
+
+def where_line(tracking_uri: str, experiment_id: str | None, run_id: str) -> str:
+    """The one line a finished run prints: its page on a tracking server, or the command that
+    serves a local store and the page it then has. No credentials: the user part of the URI is
+    dropped from the link and redacted in the command."""
+    import shlex
+    from urllib.parse import urlsplit, urlunsplit
+
+    from ._config import redact
+
+    page = (f"#/experiments/{experiment_id}/runs/{run_id}" if experiment_id
+            else f"#/runs/{run_id}")
+    parts = urlsplit(tracking_uri)
+    if parts.scheme in ("http", "https"):
+        host = parts.netloc.rsplit("@", 1)[-1]
+        base = urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))
+        return f"azml: run {run_id}: {base}/{page}"
+    return (f"azml: run {run_id}: see it with `mlflow ui --backend-store-uri "
+            f"{shlex.quote(redact(tracking_uri))}`, then http://127.0.0.1:{UI_PORT}/{page}")

@@ -19,7 +19,7 @@ from ._outputs import ProgressBar, scan, warn_skipped
 from ._sender import ForkGate, RunReady, Sender
 from ._records import (ARGUMENTS_TAG, END, FILE, FINISHED, MAX_TAG_VALUE, NAME_TAG_PREFIX,
                        RUN_KEY_TAG, SCRIPT_TAG, TAG, WORKDIR_TAG, RunSpec)
-from ._presentation import NOTE_TAG, RUN_NAME_TAG, run_name, run_note
+from ._presentation import NOTE_TAG, RUN_NAME_TAG, run_name, run_note, where_line
 from ._workbench_env import process_start_ms, script_identity
 
 log = logging.getLogger("azml")
@@ -263,7 +263,21 @@ class Session:
         journal.close(prune=True)  # deletes the file only if nothing is left in it
         if interrupted is not None:
             raise interrupted
+        if delivered and self.dispatcher.fatal is None:
+            self._say_where()
         return delivered and self.dispatcher.fatal is None
+
+    def _say_where(self) -> None:
+        """One line on stderr with the run's page (as MLflow prints for its own runs), by the
+        process that made the run; ``AZML_QUIET=1`` keeps it quiet."""
+        if not (self.main and self.spec.owned and self.run.run_id):
+            return
+        if os.environ.get("AZML_QUIET", "0") not in ("", "0"):
+            return
+        store = getattr(self._sender, "store", None)
+        print(redact_text(where_line(self.spec.tracking_uri,
+                                     getattr(store, "experiment_id", None), self.run.run_id)),
+              file=sys.stderr)
 
     def _wait(self, files) -> bool:
         timeout = self.settings.flush_timeout

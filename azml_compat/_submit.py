@@ -31,7 +31,8 @@ KILLED_CODES = {128 + signal.SIGINT, 128 + signal.SIGKILL, 128 + signal.SIGTERM}
 # flush bound must not also be the time a working store has to answer.
 STARTUP_ALLOWANCE = 60.0
 # MLflow's words for a server that did not answer at all (said as `unreachable` says it).
-_UNREACHABLE = re.compile(r"Max retries exceeded|Failed to establish a new connection")
+_UNREACHABLE = re.compile(r"Max retries exceeded|Failed to establish a new connection|"
+                          r"^connection failed: ")
 
 
 def command(script: str, args) -> list[str]:

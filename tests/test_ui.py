@@ -73,3 +73,40 @@ def test_note_lists_renamed_names_and_survives_markdown_in_them():
     note = run_note("train.py", ["a|b"], "/w", {"x_y": "x|y"})
     assert "| `x_y` | x\\|y |" in note
     assert json.dumps(note)  # plain text, one tag value
+
+
+def test_at_exit_a_server_run_says_where_it_is_in_one_line(server_store):
+    proc = server_store.run_script(SCRIPT, "0.01")
+    run = server_store.only_run()
+    link = f"{server_store.uri}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+    said = [line for line in proc.stderr.splitlines() if link in line]
+    assert len(said) == 1, proc.stderr
+    quiet = server_store.run_script(SCRIPT, "0.02", AZML_QUIET="1")
+    assert "/#/experiments/" not in quiet.stderr
+
+
+def test_at_exit_the_embedded_default_says_how_to_open_the_run(sqlite_store):
+    proc = sqlite_store.run_script(SCRIPT)
+    run = sqlite_store.only_run()
+    (line,) = [line for line in proc.stderr.splitlines() if "mlflow ui" in line]
+    assert f"mlflow ui --backend-store-uri sqlite:///{sqlite_store.workdir / 'mlflow.db'}" in line
+    assert f"/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}" in line
+
+
+def test_retry_warnings_quote_the_root_reason_whole():
+    import socket
+
+    from azml_compat._sender import _describe
+    from azml_compat._stores.rest import RestStore
+
+    with socket.socket() as sock:  # a port nobody listens on: bound, never listening
+        sock.bind(("127.0.0.1", 0))
+        store = RestStore(f"http://127.0.0.1:{sock.getsockname()[1]}")
+        try:
+            store._find_experiment("x")
+        except Exception as exc:  # noqa: BLE001 - what the sender would describe
+            described = _describe(exc)
+    assert described.endswith("[Errno 111] Connection refused"), described
+    assert "HTTPConnection" not in described and len(described) < 80
+    long = _describe(ValueError("word " * 200))
+    assert len(long) <= 300 and long.endswith("word …")
