@@ -88,6 +88,8 @@ def submit(script: str, args, out=None, err=None) -> Submitted:
     # What Workbench had ready before the script started: ./outputs and the share directory.
     env = {**os.environ, **prepare(settings.cwd), "MLFLOW_RUN_ID": run_id,
            "MLFLOW_TRACKING_URI": settings.tracking_uri, "AZML_UPLOAD_OUTPUTS": "0",
+           # the run is this script's: its logger keeps the run's description up to date
+           "AZML_SUBMITTED_RUN": run_id,
            "PYTHONUNBUFFERED": "1"}
     code = 1  # if the script cannot even start: Failed
     with tempfile.TemporaryDirectory(prefix="azml-submit-") as tmp:
