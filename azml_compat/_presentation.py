@@ -117,8 +117,10 @@ def where_line(tracking_uri: str, experiment_id: str | None, run_id: str) -> str
 
     from ._config import redact
 
-    page = (f"#/experiments/{experiment_id}/runs/{run_id}" if experiment_id
-            else f"#/runs/{run_id}")
+    # Without workflowType the MLflow 3.17 UI shows the run under its GenAI view ("Evaluation
+    # runs", GenAI sidebar): the browser's last choice, default GenAI.
+    page = (f"#/experiments/{experiment_id}/runs/{run_id}?workflowType=machine_learning"
+            if experiment_id else f"#/runs/{run_id}")
     parts = urlsplit(tracking_uri)
     if parts.scheme in ("http", "https"):
         host = parts.netloc.rsplit("@", 1)[-1]

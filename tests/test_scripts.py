@@ -27,8 +27,8 @@ def test_the_example_script_runs_unchanged(store):
     assert run.data.metrics["Regularization Rate"] == 0.01
     assert len(store.history(run.info.run_id, "Loss curve")) == 50
     assert run.data.tags["Model"] == "logistic regression"
-    assert run.data.tags["azml.script_name"] == "train.py"
-    assert run.data.tags["azml.arguments"] == '["0.01"]'
+    assert run.data.tags["mlflow.azml.script_name"] == "train.py"
+    assert run.data.tags["mlflow.azml.arguments"] == '["0.01"]'
     assert run.data.tags["mlflow.source.name"].endswith("train.py")
     assert {"outputs/model.pkl", "reports/summary.txt"} <= store.artifact_paths(run.info.run_id)
 

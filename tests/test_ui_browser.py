@@ -51,12 +51,7 @@ def browser_page(tmp_path):
         try:
             page = browser.new_page(viewport={"width": 1440, "height": 900})
             page.set_default_timeout(TIMEOUT_MS)
-            try:
-                yield page
-            except BaseException:
-                if os.environ.get("AZML_SCREENSHOTS"):  # what the page showed when it failed
-                    page.screenshot(path=os.path.join(os.environ["AZML_SCREENSHOTS"], "failed.png"))
-                raise
+            yield page
         finally:
             browser.close()
 
@@ -80,23 +75,27 @@ def test_the_mlflow_ui_shows_a_workbench_run(server_store, browser_page, tmp_pat
     # The README's link: the experiment's training runs, named after script and arguments.
     page.goto(f"{url}/#/experiments/{experiment}/runs?workflowType=machine_learning")
     page.get_by_text("train.py 0.01").first.wait_for()
-    page.get_by_text("Regularization Rate").first.wait_for()  # a metric column
     _save(page, tmp_path, "ui-experiment-runs.png")
 
     # The link printed at exit: the run's page with its description.
     (link,) = [word for line in proc.stderr.splitlines() if "/#/experiments/" in line
                for word in line.split() if word.startswith(url)]
+    page.set_viewport_size({"width": 1440, "height": 1500})  # the whole overview
     page.goto(link)
     page.get_by_text("Workbench run of").first.wait_for()
+    page.get_by_text("Show more").first.click()  # the description, unfolded
     page.get_by_text("accuracy (%)").first.wait_for()  # the note's table of renamed names
-    page.get_by_text("0.01").first.wait_for()  # the argument, a parameter
+    page.get_by_text("arg0").first.wait_for()  # the argument, a parameter
+    assert page.get_by_text("Evaluation runs").count() == 0  # the training view, not GenAI's
     _save(page, tmp_path, "ui-run-overview.png")
     tags_shown = page.get_by_text("azml.script_name").count()
     assert tags_shown == 0  # bookkeeping stays out of the tags list
 
     # The charts: titled by MLflow key (the UI takes a chart's title from the key; the run's
     # description above gives the original name of a renamed one).
-    page.goto(f"{url}/#/experiments/{experiment}/runs/{run_id}/model-metrics")
+    page.set_viewport_size({"width": 1440, "height": 900})
+    page.goto(f"{url}/#/experiments/{experiment}/runs/{run_id}/model-metrics"
+              "?workflowType=machine_learning")
     page.get_by_text("Loss curve").first.wait_for()
     page.get_by_text("accuracy ___").first.wait_for()
     _save(page, tmp_path, "ui-run-charts.png")
