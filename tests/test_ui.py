@@ -6,6 +6,8 @@ import json
 import textwrap
 from types import SimpleNamespace
 
+from cli_support import empty_db, sqlite_cli  # noqa: F401 - fixtures
+
 from azml_compat._presentation import params_from_args, run_note
 from azml_compat._records import RUN_KEY_TAG
 from azml_compat._runs import fields, values
@@ -110,3 +112,14 @@ def test_retry_warnings_quote_the_root_reason_whole():
     assert "HTTPConnection" not in described and len(described) < 80
     long = _describe(ValueError("word " * 200))
     assert len(long) <= 300 and long.endswith("word …")
+
+
+def test_a_submitted_run_is_named_described_and_says_where_it_is(sqlite_cli):
+    sqlite_cli.store.write_script(SCRIPT, "train.py")
+    proc = sqlite_cli.run("submit", "train.py", "--lr", "0.1")
+    assert proc.returncode == 0, proc.stderr
+    run = sqlite_cli.store.only_run()
+    assert run.info.run_name == "train.py --lr 0.1" and run.data.params == {"lr": "0.1"}
+    # the script's own logger (attached to the submitted run) adds its renamed names
+    assert "| `accuracy ___` | accuracy (%) |" in run.data.tags["mlflow.note.content"]
+    assert proc.stderr.decode().count(f"/runs/{run.info.run_id}?") == 1, proc.stderr
