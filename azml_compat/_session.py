@@ -202,7 +202,7 @@ class Session:
         child leaves it to its parent, whose table has the names mapped before the fork."""
         spec = self.spec
         ours = spec.owned or (spec.run_id and spec.run_id == os.environ.get("AZML_SUBMITTED_RUN"))
-        if not (self.main and ours and NOTE_TAG in spec.tags):
+        if not (self.main and ours and NOTE_TAG in spec.tags) or self.__dict__.get("_note_full"):
             return
         try:
             args = json.loads(spec.tags.get(ARGUMENTS_TAG, "[]"))
@@ -211,6 +211,9 @@ class Session:
         renamed = {key: name for name, key in self.keys.known.items() if key != name}
         note = run_note(spec.tags.get("mlflow.source.name", spec.tags.get(SCRIPT_TAG, "")),
                         args, spec.tags.get(WORKDIR_TAG, ""), renamed)
+        # Once the table fills the tag (~150 rows), it says "... and N more" and is not sent
+        # again: a script with thousands of renamed names sends ~150 notes, not thousands.
+        self._note_full = "more (`azml history info`)" in note
         self.dispatcher.put(TAG, NOTE_TAG, note)
 
     # -- end of run ----------------------------------------------------------------------------

@@ -123,3 +123,9 @@ def test_a_submitted_run_is_named_described_and_says_where_it_is(sqlite_cli):
     # the script's own logger (attached to the submitted run) adds its renamed names
     assert "| `accuracy ___` | accuracy (%) |" in run.data.tags["mlflow.note.content"]
     assert proc.stderr.decode().count(f"/runs/{run.info.run_id}?") == 1, proc.stderr
+
+
+def test_the_description_stops_growing_once_its_table_is_full():
+    renamed = {f"name_{i:04d}": f"name ({i:04d})" for i in range(1000)}
+    note = run_note("train.py", [], "/w", renamed)
+    assert len(note) <= 8000 and note.rstrip().endswith("more (`azml history info`).")
