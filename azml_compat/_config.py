@@ -210,6 +210,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("AZML_GC_FREEZE", switch, True,
             "0: do not `gc.freeze()` after importing MLflow (see `bench/README.md`)",
             field="gc_freeze"),
+    Setting("AZML_QUIET", switch, False,
+            "1: no line at exit saying where the run is (its UI page, or the `mlflow ui` command)",
+            field="quiet"),
+    Setting("AZML_SUBMITTED_RUN", text, None,
+            "set by `azml submit` for its script: the run it made, which the script describes",
+            field="submitted_run"),
     Setting("AZML_OUTPUT", output_format, None,
             "default `-o` of every `azml` command (`json`, `jsonc`, `yaml`, `yamlc`, `table`, "
             "`tsv`, `none`); if unset, az's own `AZURE_CORE_OUTPUT` is used",
@@ -350,6 +356,8 @@ class Settings:
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
     http_timeout: float | None = None  # None: the path's own (_rest.request_timeout)
     gc_freeze: bool = True
+    quiet: bool = False
+    submitted_run: str | None = None
     output: str | None = None  # the `azml` commands' default -o (None: by the terminal)
     az_output: str | None = None
 

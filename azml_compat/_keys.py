@@ -7,13 +7,14 @@ trailing ``/``). Workbench accepted any string, so names MLflow would reject are
 1. every character outside ``[\\w.\\- :/]`` becomes ``_``;
 2. every empty, ``.`` or ``..`` path component becomes ``_``, and a leading ``..`` (which MLflow
    reads as a parent folder even in ``..0``) becomes ``_.``;
-3. a key longer than 240 characters is cut to 231 and gets ``-`` + 8 hex digits of the
+3. a key longer than 233 characters is cut to 224 and gets ``-`` + 8 hex digits of the
    name's SHA-1, so long names that share a prefix stay apart;
 4. if two different names of one run map to the same key, the later one gets the same
    ``-`` + hash suffix.
 
 A name that is already valid is used unchanged. For each mapped key the run carries the tag
-``azml.name.<key>`` holding the original name, which is what the ``azml`` CLI shows.
+``mlflow.azml.name.<key>`` holding the original name (``azml.name.<key>`` on runs written
+by earlier versions: still read), which is what the ``azml`` CLI shows; the run's description lists them.
 """
 from __future__ import annotations
 
@@ -22,9 +23,9 @@ import posixpath
 import re
 import threading
 
-from ._records import MAX_KEY
+from ._records import MAX_KEY, NAME_TAG_PREFIX
 
-MAX_MAPPED_KEY = 240  # leaves room for the "azml.name." tag prefix
+MAX_MAPPED_KEY = MAX_KEY - len(NAME_TAG_PREFIX)  # the name tag's key must fit MAX_KEY too
 
 _VALID = re.compile(r"^[/\w.\- :]*$")
 _INVALID_CHAR = re.compile(r"[^/\w.\- :]")

@@ -10,13 +10,29 @@ ARTIFACT_DIR = "outputs"
 log = logging.getLogger("azml")
 
 
-def scan(outputs_dir: str, max_bytes: int):
+def _older(mtime_ns: int, since_ms: int | None) -> bool:
+    """True if a file last modified at ``mtime_ns`` predates a run started at ``since_ms``.
+
+    A file system that keeps whole seconds (FAT, HFS+, some network mounts) stores a file
+    written just after the start as the start's second, rounded down: compared by seconds.
+    """
+    if since_ms is None:
+        return False
+    if mtime_ns % 1_000_000_000 == 0:
+        return mtime_ns // 1_000_000_000 < since_ms // 1000
+    return mtime_ns < since_ms * 1_000_000
+
+
+def scan(outputs_dir: str, max_bytes: int, since_ms: int | None = None):
     """``(uploads, skipped)``: ``(artifact_dir, local_path, size)`` to upload, ``(path, size)`` too big.
 
     Symlinked folders are not followed (they could lead anywhere); symlinked files are
     uploaded by content. Artifact paths come from the walk, so they stay under ``outputs/``.
+    With ``since_ms`` (the run's start), files last modified before it are left alone with one
+    line: Workbench ran each run in a fresh copy of the project, so ``outputs/`` only held that
+    run's files, while here they stay from one run to the next.
     """
-    uploads, skipped, special = [], [], []
+    uploads, skipped, special, stale = [], [], [], 0
     if not os.path.isdir(outputs_dir):
         return uploads, skipped
     for folder, dirs, files in os.walk(outputs_dir):
@@ -31,6 +47,8 @@ def scan(outputs_dir: str, max_bytes: int):
                 continue  # a dangling link or a file removed meanwhile
             if not stat.S_ISREG(info.st_mode):
                 special.append(local)  # a FIFO, socket or device: reading it may never end
+            elif _older(info.st_mtime_ns, since_ms):
+                stale += 1
             elif info.st_size > max_bytes:
                 skipped.append((local, info.st_size))
             else:
@@ -39,7 +57,17 @@ def scan(outputs_dir: str, max_bytes: int):
         log.warning("not uploading %d entr%s in outputs/ that %s not a regular file (FIFO, "
                     "socket or device): %s", len(special), "y" if len(special) == 1 else "ies",
                     "is" if len(special) == 1 else "are", ", ".join(special))
+    if stale:
+        log.warning("not uploading %d file(s) in outputs/ last modified before this run started "
+                    "(%s): they are an earlier run's; a file this run writes again is uploaded",
+                    stale, _clock(since_ms))
     return uploads, skipped
+
+
+def _clock(ms: int) -> str:
+    import time
+
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ms / 1000))
 
 
 def warn_skipped(skipped, max_bytes: int) -> None:

@@ -19,8 +19,8 @@ from ._config import Settings, tracking_uri
 from ._exceptions import HistoryError
 from ._redact import redact
 from ._paths import clean_artifact_path
-from ._records import NAME_TAG_PREFIX
-from ._runs import DRIVER_LOG, Page, _document_value, _number, _run_from_json, fields, rows, values
+from ._runs import (DRIVER_LOG, Page, _document_value, _number, _run_from_json, fields,
+                    original_name, rows, values)
 from ._stores.base import StoreError
 from ._stores.mlflow_client import bounded_mlflow_http
 
@@ -377,7 +377,7 @@ class History:
         for key in sorted(run.data.metrics):
             history = sorted((self.server or self.client).get_metric_history(run_id, key),
                              key=lambda m: (m.step, m.timestamp))
-            series[tags.get(NAME_TAG_PREFIX + key, key)] = [_number(m.value) for m in history]
+            series[original_name(tags, key)] = [_number(m.value) for m in history]
         self._runs[run_id] = run
         paths = sorted(self.artifact_paths(run_id))
         # A name logged both as a number or string and as a document shows the former.
@@ -398,7 +398,7 @@ class History:
         with tempfile.TemporaryDirectory(prefix="azml-") as tmp:
             for path in wanted:
                 key = path[len("metrics/"):-len(".json")]
-                name = run.data.tags.get(NAME_TAG_PREFIX + key, key)
+                name = original_name(run.data.tags, key)
                 size = sizes.get(path) or 0
                 if size > DOCUMENT_READ_MAX:
                     found[name] = f"({size:,} bytes: artifact {path})"

@@ -30,7 +30,17 @@ MAX_TAG_VALUE = 8000  # longer tag values are cut by MLflow (MLFLOW_TRUNCATE_LON
 NAME_MAX = 255  # bytes in one path component on every common file system (ext4, xfs, APFS)
 
 # Tags this library sets. A mapped key's original Workbench name is in NAME_TAG_PREFIX + key.
-NAME_TAG_PREFIX = "azml.name."
+# They start with "mlflow." because the MLflow UI lists every other tag on the run page, ahead
+# of the script's own strings; runs written before carry the LEGACY_* names, still read.
+NAME_TAG_PREFIX = "mlflow.azml.name."
+SCRIPT_TAG = "mlflow.azml.script_name"
+ARGUMENTS_TAG = "mlflow.azml.arguments"  # JSON list of the script's arguments
+WORKDIR_TAG = "mlflow.azml.working_dir"
+LEGACY_NAME_TAG_PREFIX = "azml.name."
+LEGACY_TAGS = {SCRIPT_TAG: "azml.script_name", ARGUMENTS_TAG: "azml.arguments",
+               WORKDIR_TAG: "azml.working_dir"}
+# Kept under its first name: journals and runs already written are found by it (a rename
+# would make `azml sync` create a second run for a journal written before it).
 RUN_KEY_TAG = "azml.run_key"  # a client-made id: finds a run whether or not we saw it created
 
 

@@ -15,7 +15,8 @@ import time
 from datetime import datetime, timezone
 from types import SimpleNamespace
 
-from ._records import NAME_TAG_PREFIX
+from ._records import (ARGUMENTS_TAG, LEGACY_NAME_TAG_PREFIX, LEGACY_TAGS, NAME_TAG_PREFIX,
+                       SCRIPT_TAG, WORKDIR_TAG)
 
 RUN_FIELDS = ("run_id", "run_number", "name", "script_name", "status", "created_utc",
               "start_time_utc", "end_time_utc", "duration", "experiment_id", "target", "user_id",
@@ -49,22 +50,35 @@ def _user_tag(key: str) -> bool:
     return not key.startswith(("mlflow.", "azml."))
 
 
+def original_name(tags: dict, key: str) -> str:
+    """The name the script logged under ``key`` (runs written by earlier versions keep it in
+    the ``azml.name.`` tag)."""
+    return tags.get(NAME_TAG_PREFIX + key) or tags.get(LEGACY_NAME_TAG_PREFIX + key, key)
+
+
+def our_tag(tags: dict, name: str):
+    """One of our bookkeeping tags, under its name or the one earlier versions wrote."""
+    value = tags.get(name)
+    return value if value is not None else tags.get(LEGACY_TAGS[name])
+
+
 def values(run) -> dict:
     """Latest metric values and logged strings, by original name, sorted by name."""
     tags = run.data.tags
     found = {**{k: v for k, v in tags.items() if _user_tag(k)},
              **{k: _number(v) for k, v in run.data.metrics.items()}}
-    named = {tags.get(NAME_TAG_PREFIX + key, key): value for key, value in found.items()}
+    named = {original_name(tags, key): value for key, value in found.items()}
     return dict(sorted(named.items()))
 
 
 def fields(run, attachments=None) -> dict:
     info, tags = run.info, run.data.tags
+    raw = our_tag(tags, ARGUMENTS_TAG)
     try:
-        arguments = json.loads(tags["azml.arguments"]) if "azml.arguments" in tags else None
+        arguments = json.loads(raw) if raw is not None else None
     except ValueError:
-        arguments = tags["azml.arguments"]
-    script = tags.get("azml.script_name") or posixpath.basename(
+        arguments = raw
+    script = our_tag(tags, SCRIPT_TAG) or posixpath.basename(
         tags.get("mlflow.source.name", "").replace("\\", "/")) or None
     end = info.end_time if info.status != "RUNNING" else None
     return {
@@ -81,7 +95,7 @@ def fields(run, attachments=None) -> dict:
         "target": "local",
         "user_id": tags.get("mlflow.user") or info.user_id,
         "properties": {"params": dict(sorted(run.data.params.items())), "arguments": arguments,
-                       "working_dir": tags.get("azml.working_dir"),
+                       "working_dir": our_tag(tags, WORKDIR_TAG),
                        "artifact_uri": info.artifact_uri},
         "attachments": attachments,
     }

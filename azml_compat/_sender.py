@@ -16,6 +16,7 @@ import gc
 import logging
 import queue
 import random
+import socket
 import threading
 import time
 from concurrent.futures import Future
@@ -43,9 +44,39 @@ def backoff_delay(attempt: int, retry_after: float | None = None,
     return min(max(base * uniform(0.5, 1.0), retry_after or 0.0), BACKOFF_MAX)
 
 
+DESCRIBE_MAX = 300
+
+
+def _root_os_error(exc: BaseException) -> OSError | None:
+    """The OS's own connection error under the wrappers (MlflowException -> requests -> urllib3's
+    MaxRetryError.reason -> NewConnectionError -> ConnectionRefusedError), if there is one."""
+    found, seen, todo = None, set(), [exc]
+    while todo:
+        current = todo.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if (isinstance(current, (ConnectionError, socket.gaierror, TimeoutError))
+                and current.errno is not None and current.strerror):
+            found = current  # the deepest one wins: it is the cause of the others
+        todo += [current.__cause__, current.__context__, getattr(current, "reason", None),
+                 *(a for a in getattr(current, "args", ()) if isinstance(a, BaseException))]
+    return found
+
+
 def _describe(exc: BaseException) -> str:
+    """One short, whole line for a warning: the OS's reason for a connection that failed
+    ("connection failed: [Errno 111] Connection refused"), else the error's first line, cut
+    at a word and marked "…" past ``DESCRIBE_MAX`` characters (MLflow's messages for a refused
+    connection run past 400 characters of nested reprs)."""
+    root = _root_os_error(exc)
+    if root is not None:
+        return redact_text(f"connection failed: [Errno {root.errno}] {root.strerror}")
     text = str(exc).strip().splitlines()
-    return redact_text(f"{type(exc).__name__}: {text[0] if text else ''}")[:300]
+    line = redact_text(f"{type(exc).__name__}: {text[0] if text else ''}")
+    if len(line) > DESCRIBE_MAX:
+        line = line[: DESCRIBE_MAX - 1].rsplit(" ", 1)[0] + " …"
+    return line
 
 
 def freeze_heap(enabled: bool = True) -> None:

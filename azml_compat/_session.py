@@ -19,7 +19,9 @@ from ._journal import Journal, MemoryJournal, SpilledJournal
 from ._keys import KeyMap
 from ._outputs import ProgressBar, scan, warn_skipped
 from ._sender import ForkGate, RunReady, Sender
-from ._records import END, FILE, FINISHED, MAX_TAG_VALUE, NAME_TAG_PREFIX, RUN_KEY_TAG, TAG, RunSpec
+from ._records import (ARGUMENTS_TAG, END, FILE, FINISHED, MAX_TAG_VALUE, NAME_TAG_PREFIX,
+                       RUN_KEY_TAG, SCRIPT_TAG, TAG, WORKDIR_TAG, RunSpec)
+from ._presentation import NOTE_TAG, RUN_NAME_TAG, run_name, run_note, where_line
 from ._workbench_env import process_start_ms, script_identity
 
 log = logging.getLogger("azml")
@@ -30,13 +32,18 @@ def now_ms() -> int:
 
 
 def script_tags(script: str, args, cwd: str) -> dict:
-    """The tags a run gets for the script that made it (the library's and `azml submit`'s)."""
+    """The tags a run gets for the script that made it (the library's and `azml submit`'s):
+    ours (hidden by the UI: ``mlflow.``), the run's name and its description."""
+    args = [redact_text(arg) for arg in args]
+    source = os.path.abspath(script) if script != "<console>" else script
     return {
-        "azml.script_name": os.path.basename(script),
-        "azml.arguments": redact_text(json.dumps(list(args)))[:MAX_TAG_VALUE],
-        "azml.working_dir": cwd[:MAX_TAG_VALUE],
-        "mlflow.source.name": os.path.abspath(script) if script != "<console>" else script,
+        SCRIPT_TAG: os.path.basename(script),
+        ARGUMENTS_TAG: json.dumps(args)[:MAX_TAG_VALUE],
+        WORKDIR_TAG: cwd[:MAX_TAG_VALUE],
+        "mlflow.source.name": source,
         "mlflow.source.type": "LOCAL",
+        RUN_NAME_TAG: run_name(script, args),
+        NOTE_TAG: run_note(source, args, cwd, {}),
     }
 
 
@@ -188,7 +195,28 @@ class Session:
         key, mapped = self.keys.add(name)
         if mapped:
             self.dispatcher.put(TAG, NAME_TAG_PREFIX + key, name[:MAX_TAG_VALUE])
+            self._update_note()
         return key
+
+    def _update_note(self) -> None:
+        """The run's description, with the table of renamed names as it stands now. Only for
+        a run we describe (ours, or the one `azml submit` made for this script); a forked
+        child leaves it to its parent, whose table has the names mapped before the fork."""
+        spec = self.spec
+        ours = spec.owned or (spec.run_id and spec.run_id == self.settings.submitted_run)
+        if not (self.main and ours and NOTE_TAG in spec.tags) or self.__dict__.get("_note_full"):
+            return
+        try:
+            args = json.loads(spec.tags.get(ARGUMENTS_TAG, "[]"))
+        except ValueError:
+            args = []
+        renamed = {key: name for name, key in self.keys.known.items() if key != name}
+        note = run_note(spec.tags.get("mlflow.source.name", spec.tags.get(SCRIPT_TAG, "")),
+                        args, spec.tags.get(WORKDIR_TAG, ""), renamed)
+        # Once the table fills the tag (~150 rows), it says "... and N more" and is not sent
+        # again: a script with thousands of renamed names sends ~150 notes, not thousands.
+        self._note_full = "more (`azml history info`)" in note
+        self.dispatcher.put(TAG, NOTE_TAG, note)
 
     # -- end of run ----------------------------------------------------------------------------
     def close(self, final: bool = True) -> bool:
@@ -207,7 +235,9 @@ class Session:
                 self._ended = True
                 upload_outputs = self.main and self.settings.upload_outputs
                 if upload_outputs:
-                    files, skipped = scan(self.settings.outputs_dir, self.settings.max_output_bytes)
+                    # Only what this run wrote: files left by earlier runs are not its own.
+                    files, skipped = scan(self.settings.outputs_dir, self.settings.max_output_bytes,
+                                          since_ms=self.spec.start_time_ms or process_start_ms())
                     warn_skipped(skipped, self.settings.max_output_bytes)
                     files = [(self.dispatcher.put(FILE, d, p), size) for d, p, size in files]
                 if self.main and self.spec.owned:
@@ -241,7 +271,22 @@ class Session:
         journal.close(prune=True)  # deletes the file only if nothing is left in it
         if interrupted is not None:
             raise interrupted
+        if delivered and self.dispatcher.fatal is None:
+            self._say_where()
         return delivered and self.dispatcher.fatal is None
+
+    def _say_where(self) -> None:
+        """One line on stderr with the run's page (as MLflow prints for its own runs), by the
+        process that made the run; ``AZML_QUIET=1`` keeps it quiet."""
+        if not (self.main and self.spec.owned and self.run.run_id):
+            return
+        if self.settings.quiet:
+            return
+        store = getattr(self._sender, "store", None)
+        # At WARNING, the level `azml` commands show by default (as az): `azml submit` says it
+        # too; --only-show-errors or the azml logger at ERROR hide it. Redacted by the filter.
+        log.warning("%s", where_line(self.spec.tracking_uri,
+                                     getattr(store, "experiment_id", None), self.run.run_id))
 
     def _wait(self, files) -> bool:
         timeout = self.settings.flush_timeout

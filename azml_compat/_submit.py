@@ -30,7 +30,8 @@ from ._workbench_env import prepare
 # Exit codes a shell gives a process ended by SIGINT, SIGKILL or SIGTERM.
 KILLED_CODES = {128 + signal.SIGINT, 128 + signal.SIGKILL, 128 + signal.SIGTERM}
 # MLflow's words for a server that did not answer at all (said as `unreachable` says it).
-_UNREACHABLE = re.compile(r"Max retries exceeded|Failed to establish a new connection")
+_UNREACHABLE = re.compile(r"Max retries exceeded|Failed to establish a new connection|"
+                          r"^connection failed: ")
 
 
 def command(script: str, args) -> list[str]:
@@ -81,6 +82,8 @@ def submit(script: str, args, out=None, err=None) -> Submitted:
     # What Workbench had ready before the script started: ./outputs and the share directory.
     env = {**os.environ, **prepare(settings.cwd, settings.share_directory), "MLFLOW_RUN_ID": run_id,
            "MLFLOW_TRACKING_URI": settings.tracking_uri, "AZML_UPLOAD_OUTPUTS": "0",
+           # the run is this script's: its logger keeps the run's description up to date
+           "AZML_SUBMITTED_RUN": run_id,
            "PYTHONUNBUFFERED": "1"}
     code = 1  # if the script cannot even start: Failed
     with tempfile.TemporaryDirectory(prefix="azml-submit-") as tmp:

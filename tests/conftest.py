@@ -56,15 +56,19 @@ def _scrubbed() -> tuple[str, ...]:
 
 
 _SCRUBBED = _scrubbed()
-# The suite's own switch (set by .ci/run, read by team_support), not a library setting: taken
-# out of the environment here so neither the library in this process nor a child warns about
-# an unknown AZML_* variable.
+# The suite's own switches (set by .ci/run, read by team_support and test_ui_browser), not
+# library settings: taken out of the environment here so neither the library in this process
+# nor a child warns about an unknown AZML_* variable.
 REQUIRE_POSTGRES = os.environ.pop("AZML_REQUIRE_POSTGRES", None) == "1"
+REQUIRE_CHROMIUM = os.environ.pop("AZML_REQUIRE_CHROMIUM", None) == "1"
 
 
 def clean_env(**extra) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED}
     env["PYTHONUNBUFFERED"] = "1"
+    # The line a script prints at exit saying where its run is would be one more stderr line in
+    # every test that counts them; tests of that line set AZML_QUIET=0.
+    env["AZML_QUIET"] = "1"
     env.update({k: str(v) for k, v in extra.items() if v is not None})
     return env
 

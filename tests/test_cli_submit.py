@@ -41,6 +41,22 @@ def test_failing_script(cli):
     assert cli.store.artifact_bytes(run.info.run_id, "outputs/partial.txt") == b"kept"
 
 
+def test_submit_leaves_outputs_of_earlier_runs_alone(sqlite_cli):
+    import os
+    import time
+
+    outputs = sqlite_cli.store.workdir / "outputs"
+    outputs.mkdir()
+    (outputs / "model.pkl").write_bytes(b"stale")
+    os.utime(outputs / "model.pkl", (time.time() - 3600,) * 2)
+    sqlite_cli.store.write_script("import sys\nsys.exit(1)\n", "fails.py")
+    proc = sqlite_cli.run("submit", "fails.py")
+    assert proc.returncode == 1
+    run = sqlite_cli.store.only_run()
+    assert sqlite_cli.store.artifact_paths(run.info.run_id) == {"driver_log.txt"}
+    assert proc.stderr.decode().count("before this run started") == 1, proc.stderr
+
+
 def test_workbench_form_with_output(cli):
     cli.store.write_script("print('hello', 41 + 1)\n", "ok.py")
     proc = cli.run("ml", "experiment", "submit", "-c", "local", "-o", "json", "ok.py")

@@ -4,6 +4,7 @@ from hypothesis import given, settings, strategies as st
 from mlflow.utils.validation import _validate_metric_name, _validate_tag_name
 
 from azml_compat._keys import KeyMap, is_valid_key, sanitize
+from azml_compat._records import NAME_TAG_PREFIX
 
 
 @pytest.mark.parametrize("name", ["accuracy", "my metric 1", "loss/train", "a.b-c:d", "ünïcode",
@@ -34,7 +35,7 @@ def test_long_names_keep_distinct_keys():
     a, b = "x" * 300 + "a", "x" * 300 + "b"
     ka, kb = sanitize(a), sanitize(b)
     assert ka != kb
-    assert len(ka) <= 240 and is_valid_key(ka)
+    assert len(NAME_TAG_PREFIX + ka) <= 250 and is_valid_key(ka)
     assert sanitize(a) == ka  # deterministic
 
 
@@ -66,5 +67,5 @@ def test_empty_or_non_string_names_are_refused(bad, error):
 def test_every_mapped_key_passes_mlflows_own_validation(name):
     key = sanitize(name)
     _validate_metric_name(key)  # MLflow's validator raises on anything it would reject
-    _validate_tag_name("azml.name." + key)
-    assert len(key) <= 250
+    _validate_tag_name(NAME_TAG_PREFIX + key)
+    assert len(NAME_TAG_PREFIX + key) <= 250  # the tag holding the original name fits too

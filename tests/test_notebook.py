@@ -89,10 +89,10 @@ def test_notebook_run(sqlite_store, tmp_path, empty_db):
                "the end of the run")
     assert run.info.status == "FINISHED"
     tags = run.data.tags
-    assert tags["azml.script_name"] == "Iris Training.ipynb"
+    assert tags["mlflow.azml.script_name"] == "Iris Training.ipynb"
     assert tags["mlflow.source.name"] == str(sqlite_store.workdir / "Iris Training.ipynb")
     assert tags["mlflow.source.type"] == "NOTEBOOK"
-    assert tags["azml.arguments"] == "[]"  # not the kernel's connection file
+    assert tags["mlflow.azml.arguments"] == "[]"  # not the kernel's connection file
     assert tags["Cell"] == "Cell 3: evaluated"
 
 
@@ -110,5 +110,5 @@ def test_notebook_shut_down_at_once(sqlite_store, tmp_path, empty_db, before, na
     assert sync.returncode == 0, sync.stderr
     run = sqlite_store.only_run()
     assert run.info.status == "FINISHED"
-    assert run.data.tags["azml.script_name"] == name
+    assert run.data.tags["mlflow.azml.script_name"] == name
     assert [p.value for p in sqlite_store.history(run.info.run_id, "accuracy")] == [0.5, 0.6, 0.7]

@@ -41,3 +41,29 @@ def test_progress_bar_only_for_a_terminal_and_a_large_upload():
     text = stream.getvalue()
     assert text.startswith("\razml: uploading outputs/ [" + "#" * 15 + "-" * 15 + "]")
     assert "100/200 MB" in text and text.endswith("\n")
+
+
+def test_scan_leaves_files_older_than_the_run_with_one_line(tmp_path, capsys):
+    outputs = tmp_path / "outputs"
+    outputs.mkdir()
+    (outputs / "model.pkl").write_bytes(b"old")  # an earlier run's
+    (outputs / "old2.txt").write_bytes(b"old")
+    started_ms = 1_700_000_000_000
+    os.utime(outputs / "model.pkl", ns=(0, (started_ms - 3_600_000) * 1_000_000))
+    os.utime(outputs / "old2.txt", ns=(0, (started_ms - 1) * 1_000_000))
+    (outputs / "new.txt").write_bytes(b"new")
+    os.utime(outputs / "new.txt", ns=(0, started_ms * 1_000_000))  # written as the run began
+    uploads, skipped = scan(str(outputs), max_bytes=100, since_ms=started_ms)
+    assert [os.path.basename(p) for _, p, _ in uploads] == ["new.txt"] and skipped == []
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "2 file(s)" in err[0] and "before this run started" in err[0]
+
+
+def test_scan_compares_whole_seconds_on_a_file_system_that_keeps_only_seconds(tmp_path):
+    outputs = tmp_path / "outputs"
+    outputs.mkdir()
+    (outputs / "x").write_bytes(b"x")
+    # written 200 ms after a start at ...500 ms, stored rounded down to the whole second
+    os.utime(outputs / "x", ns=(0, 1_700_000_000 * 1_000_000_000))
+    uploads, _ = scan(str(outputs), max_bytes=100, since_ms=1_700_000_000_500)
+    assert len(uploads) == 1

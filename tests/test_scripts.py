@@ -1,4 +1,5 @@
 """Legacy scripts run as real processes: run resolution, statuses, outputs/, fork, exit."""
+import os
 import signal
 import subprocess
 import sys
@@ -26,8 +27,8 @@ def test_the_example_script_runs_unchanged(store):
     assert run.data.metrics["Regularization Rate"] == 0.01
     assert len(store.history(run.info.run_id, "Loss curve")) == 50
     assert run.data.tags["Model"] == "logistic regression"
-    assert run.data.tags["azml.script_name"] == "train.py"
-    assert run.data.tags["azml.arguments"] == '["0.01"]'
+    assert run.data.tags["mlflow.azml.script_name"] == "train.py"
+    assert run.data.tags["mlflow.azml.arguments"] == '["0.01"]'
     assert run.data.tags["mlflow.source.name"].endswith("train.py")
     assert {"outputs/model.pkl", "reports/summary.txt"} <= store.artifact_paths(run.info.run_id)
 
@@ -114,6 +115,22 @@ def test_outputs_are_uploaded_with_subfolders_and_created_if_missing(store):
     run = store.only_run()
     assert store.artifact_paths(run.info.run_id) == {"outputs/model.pkl", "outputs/plots/deep/roc.png"}
     assert store.artifact_bytes(run.info.run_id, "outputs/plots/deep/roc.png") == b"png"
+
+
+def test_outputs_left_by_an_earlier_run_are_not_uploaded_again(sqlite_store):
+    outputs = sqlite_store.workdir / "outputs"
+    outputs.mkdir()
+    (outputs / "model.pkl").write_bytes(b"the previous run's model")
+    os.utime(outputs / "model.pkl", (time.time() - 3600,) * 2)
+    proc = sqlite_store.run_script(legacy("""
+        get_azureml_logger().log("failed", True)
+        open("outputs/log.txt", "w").write("this run's")
+    """))
+    run = sqlite_store.only_run()
+    assert sqlite_store.artifact_paths(run.info.run_id) == {"outputs/log.txt"}
+    said = [line for line in proc.stderr.splitlines() if "before this run started" in line]
+    assert len(said) == 1 and "1 file(s)" in said[0], proc.stderr
+    assert (outputs / "model.pkl").read_bytes() == b"the previous run's model"  # left alone
 
 
 def test_oversized_outputs_are_skipped_with_one_warning(store):

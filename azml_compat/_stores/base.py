@@ -55,6 +55,27 @@ def _key_filter(run_key: str) -> str:
     return f"tags.`{RUN_KEY_TAG}` = '{run_key}'"
 
 
+def experiment_tags() -> dict:
+    """Tags of an experiment we create: the MLflow 3 UI opens it on its training runs."""
+    from .._presentation import EXPERIMENT_KIND_TAG, TRAINING_KIND
+
+    return {EXPERIMENT_KIND_TAG: TRAINING_KIND}
+
+
+def run_params(tags: dict) -> dict:
+    """The params of a run we create, from its arguments tag (``{}`` if it has none)."""
+    import json
+
+    from .._presentation import params_from_args
+    from .._records import ARGUMENTS_TAG
+
+    try:
+        args = json.loads(tags.get(ARGUMENTS_TAG) or "[]")
+    except ValueError:
+        return {}
+    return params_from_args(args) if isinstance(args, list) else {}
+
+
 def _first_run(found: list) -> str | None:
     """One run for a key even if a store somehow holds two: the earliest, then the lowest id,
     so every process that looks picks the same one."""

@@ -9,7 +9,8 @@ import tempfile
 
 from .._consts import DEFAULT_HTTP_TIMEOUT
 from .._records import RunSpec
-from .base import _first_run, _key_filter, check_artifact_name, open_source
+from .base import (_first_run, _key_filter, check_artifact_name, experiment_tags, open_source,
+                   run_params)
 
 
 @contextlib.contextmanager
@@ -65,13 +66,24 @@ class MlflowStore:
                 return None
             return self._find_run_by_key(found[0], spec.run_key)
         experiment_id = self._experiment_id(spec.experiment_name)
+        self.experiment_id = experiment_id  # for the run's link in the UI
+        found = None
         if spec.run_key:
             # Creating is made idempotent by looking first: an earlier attempt whose answer
             # was lost (a timeout) may have created it, or a killed process before `azml sync`.
             found = self._find_run_by_key(experiment_id, spec.run_key)
-            if found is not None:
-                return found
-        return self._create_run(experiment_id, spec)
+        run_id = found if found is not None else self._create_run(experiment_id, spec)
+        # Logged each time the run is opened (same values: MLflow accepts them again), so a
+        # creation whose params request failed gets them on the retry that finds the run.
+        params = run_params(spec.tags)
+        if params:
+            self.log_params(run_id, params)
+        return run_id
+
+    def log_params(self, run_id: str, params: dict) -> None:
+        from mlflow.entities import Param
+
+        self.client.log_batch(run_id, params=[Param(k, v) for k, v in params.items()])
 
     def _get_run(self, run_id: str) -> None:
         self.client.get_run(run_id)
@@ -115,7 +127,7 @@ class MlflowStore:
         return None if experiment is None else (experiment.experiment_id, experiment.lifecycle_stage)
 
     def _create_experiment(self, name: str) -> str:
-        return self.client.create_experiment(name)
+        return self.client.create_experiment(name, tags=experiment_tags())
 
     def last_steps(self, run_id: str) -> dict:
         """``{key: highest step}`` of every metric the run has."""

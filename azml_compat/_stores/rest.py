@@ -13,7 +13,7 @@ from .._context import context_tags
 from .._records import RunSpec
 from .._rest import LOGGING_TIMEOUT, RestClient, proxied_root
 from .base import (PermanentError, StoreError, _first_run, _key_filter, _never_sent,
-                   check_artifact_name, open_source)
+                   check_artifact_name, experiment_tags, open_source)
 from .mlflow_client import MlflowStore
 
 
@@ -110,7 +110,15 @@ class RestStore(MlflowStore):
         return found["experiment_id"], found.get("lifecycle_stage", "active")
 
     def _create_experiment(self, name: str) -> str:
-        return self._call("/api/2.0/mlflow/experiments/create", body={"name": name})["experiment_id"]
+        tags = [{"key": k, "value": v} for k, v in experiment_tags().items()]
+        return self._call("/api/2.0/mlflow/experiments/create",
+                          body={"name": name, "tags": tags})["experiment_id"]
+
+    def log_params(self, run_id: str, params: dict) -> None:
+        items = [{"key": k, "value": v} for k, v in params.items()]
+        for start in range(0, len(items), 100):  # log-batch takes 100 params+tags a request
+            self._call("/api/2.0/mlflow/runs/log-batch",
+                       body={"run_id": run_id, "params": items[start:start + 100]})
 
     def last_steps(self, run_id: str) -> dict:
         run = self._call("/api/2.0/mlflow/runs/get", "GET", {"run_id": run_id})["run"]

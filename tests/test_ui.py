@@ -1,0 +1,131 @@
+"""What the MLflow UI shows of a Workbench run: the experiment's kind, the run's name, its
+arguments as parameters, its description, bookkeeping tags hidden; and where the run is."""
+from __future__ import annotations
+
+import json
+import textwrap
+from types import SimpleNamespace
+
+from cli_support import empty_db, sqlite_cli  # noqa: F401 - fixtures
+
+from azml_compat._presentation import params_from_args, run_note
+from azml_compat._records import RUN_KEY_TAG
+from azml_compat._runs import fields, values
+
+SCRIPT = textwrap.dedent("""
+    import sys
+    from azureml.logging import get_azureml_logger
+    logger = get_azureml_logger()
+    logger.log("accuracy (%)", 93.5)
+    logger.log("Model", "logistic regression")
+    logger.log("loss", 0.25)
+""")
+
+
+def test_run_is_named_after_its_script_with_arguments_as_params_and_a_description(store):
+    store.run_script(SCRIPT, "0.01", "--epochs", "3", "--fast")
+    run = store.only_run()
+    assert run.info.run_name == "train.py 0.01 --epochs 3 --fast"
+    assert run.data.params == {"arg0": "0.01", "epochs": "3", "fast": "true"}
+    note = run.data.tags["mlflow.note.content"]
+    assert "`train.py`" in note and "`0.01 --epochs 3 --fast`" in note
+    assert str(store.workdir) in note
+    assert "| `accuracy ___` | accuracy (%) |" in note
+    # The UI lists every tag not starting with "mlflow.": only the script's own strings and
+    # the run key (kept under its old name: runs are found by it) are left there.
+    assert {k for k in run.data.tags if not k.startswith("mlflow.")} == {"Model", RUN_KEY_TAG}
+    # The CLI still reads everything it showed before.
+    assert values(run) == {"Model": "logistic regression", "accuracy (%)": 93.5, "loss": 0.25}
+    shaped = fields(run)
+    assert shaped["script_name"] == "train.py" and shaped["name"] == run.info.run_name
+    assert shaped["properties"]["arguments"] == ["0.01", "--epochs", "3", "--fast"]
+    assert shaped["properties"]["working_dir"] == str(store.workdir)
+    experiment = store.client.get_experiment(run.info.experiment_id)
+    assert experiment.tags.get("mlflow.experimentKind") == "custom_model_development"
+
+
+def test_runs_written_under_the_old_tag_names_read_as_before():
+    tags = {"azml.script_name": "train.py", "azml.arguments": '["0.01"]',
+            "azml.working_dir": "/p", "azml.name.accuracy ___": "accuracy (%)", "Model": "lr",
+            "azml.run_key": "k"}
+    run = SimpleNamespace(
+        info=SimpleNamespace(run_id="r", run_name="brave-fox-1", status="FINISHED", start_time=1,
+                             end_time=2, experiment_id="0", user_id="u", artifact_uri="a"),
+        data=SimpleNamespace(metrics={"accuracy ___": 93.5}, params={}, tags=tags))
+    assert values(run) == {"Model": "lr", "accuracy (%)": 93.5}
+    shaped = fields(run)
+    assert shaped["script_name"] == "train.py"
+    assert shaped["properties"]["arguments"] == ["0.01"]
+    assert shaped["properties"]["working_dir"] == "/p"
+
+
+def test_arguments_become_params_by_position_and_by_option_name():
+    assert params_from_args(["0.01", "--epochs", "3", "--fast", "--lr=0.1", "-v", "data.csv"]) == {
+        "arg0": "0.01", "epochs": "3", "fast": "true", "lr": "0.1", "v": "data.csv"}
+    # A negative number is a value, not an option; "--" ends the options.
+    assert params_from_args(["--shift", "-1", "--", "--not-an-option"]) == {
+        "shift": "-1", "arg0": "--not-an-option"}
+    # A name MLflow refuses as a key stays a positional parameter, whole.
+    assert params_from_args(["--a(b)", "1"]) == {"arg0": "--a(b)", "arg1": "1"}
+    # The same option twice: the last value, as argparse keeps it.
+    assert params_from_args(["--x", "1", "--x", "2"]) == {"x": "2"}
+
+
+def test_note_lists_renamed_names_and_survives_markdown_in_them():
+    note = run_note("train.py", ["a|b"], "/w", {"x_y": "x|y"})
+    assert "| `x_y` | x\\|y |" in note
+    assert json.dumps(note)  # plain text, one tag value
+
+
+def test_at_exit_a_server_run_says_where_it_is_in_one_line(server_store):
+    proc = server_store.run_script(SCRIPT, "0.01", AZML_QUIET="0")
+    run = server_store.only_run()
+    link = f"{server_store.uri}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+    said = [line for line in proc.stderr.splitlines() if link in line]
+    assert len(said) == 1, proc.stderr
+    quiet = server_store.run_script(SCRIPT, "0.02", AZML_QUIET="1")
+    assert "/#/experiments/" not in quiet.stderr
+
+
+def test_at_exit_the_embedded_default_says_how_to_open_the_run(sqlite_store):
+    proc = sqlite_store.run_script(SCRIPT, AZML_QUIET="0")
+    run = sqlite_store.only_run()
+    (line,) = [line for line in proc.stderr.splitlines() if "mlflow ui" in line]
+    assert f"mlflow ui --backend-store-uri sqlite:///{sqlite_store.workdir / 'mlflow.db'}" in line
+    assert f"/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}" in line
+
+
+def test_retry_warnings_quote_the_root_reason_whole():
+    import socket
+
+    from azml_compat._sender import _describe
+    from azml_compat._stores.rest import RestStore
+
+    with socket.socket() as sock:  # a port nobody listens on: bound, never listening
+        sock.bind(("127.0.0.1", 0))
+        store = RestStore(f"http://127.0.0.1:{sock.getsockname()[1]}")
+        try:
+            store._find_experiment("x")
+        except Exception as exc:  # noqa: BLE001 - what the sender would describe
+            described = _describe(exc)
+    assert described.endswith("[Errno 111] Connection refused"), described
+    assert "HTTPConnection" not in described and len(described) < 80
+    long = _describe(ValueError("word " * 200))
+    assert len(long) <= 300 and long.endswith("word …")
+
+
+def test_a_submitted_run_is_named_described_and_says_where_it_is(sqlite_cli):
+    sqlite_cli.store.write_script(SCRIPT, "train.py")
+    proc = sqlite_cli.run("submit", "train.py", "--lr", "0.1", AZML_QUIET="0")
+    assert proc.returncode == 0, proc.stderr
+    run = sqlite_cli.store.only_run()
+    assert run.info.run_name == "train.py --lr 0.1" and run.data.params == {"lr": "0.1"}
+    # the script's own logger (attached to the submitted run) adds its renamed names
+    assert "| `accuracy ___` | accuracy (%) |" in run.data.tags["mlflow.note.content"]
+    assert proc.stderr.decode().count(f"/runs/{run.info.run_id}?") == 1, proc.stderr
+
+
+def test_the_description_stops_growing_once_its_table_is_full():
+    renamed = {f"name_{i:04d}": f"name ({i:04d})" for i in range(1000)}
+    note = run_note("train.py", [], "/w", renamed)
+    assert len(note) <= 8000 and note.rstrip().endswith("more (`azml history info`).")
