@@ -1,7 +1,8 @@
 """Records -> the fewest MLflow requests that stay inside ``log_batch``'s limits.
 
-Records are the tuples described in ``_records``. Metrics and tags are coalesced, in order, into batches; anything else travels alone and
-closes the batch before it, so the store sees records in the order they were logged.
+Records are the tuples described in ``_records``. Metrics and tags are coalesced, in order,
+into batches; anything else travels alone and closes the batch before it, so the store sees
+records in the order they were logged.
 """
 from __future__ import annotations
 

@@ -78,7 +78,8 @@ def submit(script: str, args, out=None, err=None) -> Submitted:
                                         tags=script_tags(script, args, settings.cwd),
                                         run_key=uuid.uuid4().hex))
     run_id = _wait_for_run(session)
-    _say(err, f"azml: run {run_id} in experiment {settings.experiment_name!r} ({redact(settings.tracking_uri)})")
+    _say(err, f"azml: run {run_id} in experiment {settings.experiment_name!r} "
+              f"({redact(settings.tracking_uri)})")
     # What Workbench had ready before the script started: ./outputs and the share directory.
     env = {**os.environ, **prepare(settings.cwd, settings.share_directory), "MLFLOW_RUN_ID": run_id,
            "MLFLOW_TRACKING_URI": settings.tracking_uri, "AZML_UPLOAD_OUTPUTS": "0",

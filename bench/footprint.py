@@ -125,7 +125,8 @@ def _alternate(variants: dict, store, root: str, repeat: int, new_folder: bool =
     names = {name: f"footprint-{name}-{uuid.uuid4().hex[:8]}" for name in variants}
     paths = {}
     for name, text in variants.items():
-        paths[name] = os.path.join(root, f"script_{name}.py")  # never "mlflow.py": it would shadow the package
+        # never "mlflow.py": it would shadow the package
+        paths[name] = os.path.join(root, f"script_{name}.py")
         with open(paths[name], "w") as fh:
             fh.write(text)
     samples = {name: [] for name in variants}

@@ -1,13 +1,13 @@
 """How long ``azml history list`` takes on a store with many runs, served by a local
-``mlflow server`` (issue 3: 10,000 runs, under 2 s).
+``mlflow server`` (the target: 10,000 runs listed in under 2 s, as a person at a terminal waits).
 
     python bench/history_list.py [--runs N] [--repeat K]
 
 Seeds N finished runs (3 metrics and 3 tags each, the library's shape) straight into a fresh
 SQLite file with MLflow's own schema and table models (10,000 runs: ~3 s, against minutes
-through the API), serves it with ``mlflow server`` on a free 127.0.0.1 port (``LocalServer``), and times, each the
-median of K runs: ``azml history list`` (default --max) as a user's shell runs it; the same
-page fetched by a fresh Python process with ``MlflowClient.search_runs``; that search alone,
+through the API), serves it with ``mlflow server`` on a free 127.0.0.1 port (``LocalServer``),
+and times, each the median of K runs: ``azml history list`` (default --max) as a user's shell
+runs it; the same page fetched by a fresh Python process with ``MlflowClient.search_runs``; that search alone,
 in process; and ``mlflow runs list`` (which lists every run). ``measure(n_runs)`` returns the
 figures as a dict for a benchmark runner.
 """

@@ -174,7 +174,7 @@ class MotoS3:
             except requests.RequestException:
                 if time.monotonic() > deadline:
                     self.stop()
-                    raise RuntimeError("moto server did not answer within 60 s")
+                    raise RuntimeError("moto server did not answer within 60 s") from None
                 time.sleep(0.2)
         self.client().create_bucket(Bucket=BUCKET)
         return self

@@ -32,7 +32,7 @@ def test_info_json(cli, run_id):
 
 def test_info_table_draws_series(cli, run_id):
     out = cli("history", "info", "-r", run_id, "-o", "table").stdout
-    line = next(l for l in out.splitlines() if l.startswith("Loss curve") and "█" in l)
+    line = next(text for text in out.splitlines() if text.startswith("Loss curve") and "█" in text)
     assert "█▄▂▁" in line and line.split()[-4:] == ["4", "0.2", "0.9", "0.2"]
 
 

@@ -197,7 +197,8 @@ class FlakyProxy:
                         return self._answer(500, b'{"error_code": "INTERNAL_ERROR"}', {})
                     if refuse == "429":
                         return self._answer(429, b"slow down", {"Retry-After": "1"})
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+                headers = {k: v for k, v in self.headers.items()
+                           if k.lower() not in ("host", "content-length")}
                 upstream = requests.request(self.command, proxy.target + self.path, data=body,
                                             headers=headers, timeout=60)
                 self._answer(upstream.status_code, upstream.content,

@@ -46,7 +46,7 @@ def test_log_never_raises_an_unexplained_exception(sqlite_store, azml_home):
     call()
 
     assert logger.flush(300)
-    for name, handle in accepted:
+    for _name, handle in accepted:
         handle.wait(0)  # raises if the store refused something we accepted
     assert len(accepted) > 10  # the strategies do reach the accepting paths
     run = sqlite_store.client.get_run(logger.run_id)

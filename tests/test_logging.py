@@ -205,7 +205,8 @@ def test_many_threads_logging_at_once_lose_nothing(store, make_logger):
     run = persisted(store, logger)
     run_id = run.info.run_id
     for t in range(threads):
-        assert [m.value for m in store.history(run_id, f"thread {t}")] == [float(i) for i in range(per_thread)]
+        points = [m.value for m in store.history(run_id, f"thread {t}")]
+        assert points == [float(i) for i in range(per_thread)]
     shared = store.history(run_id, "shared")
     assert [m.step for m in shared] == list(range(threads * per_thread))  # no step given twice
 

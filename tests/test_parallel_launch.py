@@ -85,7 +85,7 @@ def test_eight_scripts_started_together_in_a_fresh_folder_all_land(tmp_path):
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for n in range(8)]
     outputs = [p.communicate(timeout=600) for p in procs]
-    for p, (out, err) in zip(procs, outputs):
+    for p, (_out, err) in zip(procs, outputs):
         assert p.returncode == 0, err
         assert "OperationalError" not in err and "already exists" not in err, err
 

@@ -209,7 +209,7 @@ def test_eight_concurrent_scripts_lose_no_point(team_server, tmp_path):
              for _ in range(SCRIPTS)]
     results = [(p, *p.communicate(timeout=600)) for p in procs]
     wall = time.monotonic() - started
-    for proc, out, err in results:
+    for proc, _out, err in results:
         assert proc.returncode == 0, err
         assert "azml sync" not in err, err
     print(f"\n{SCRIPTS} scripts x {POINTS} points: {wall:.1f} s wall, "
