@@ -1,7 +1,7 @@
 """Every setting the library and ``azml`` read, declared once; read and checked only here.
 
 ``SETTINGS`` is the declaration (name, type, default, one line of doc), modelled on MLflow's
-``mlflow/environment_variables.py``; README's settings table and the tests' scrub list come
+``mlflow/environment_variables.py``; docs/settings.md's table and the tests' scrub list come
 from it. ``Settings.from_env`` reads it when a logger is made (and ``azml`` reads the few a
 command uses); modules take their values from the ``Settings`` passed down to them, never from
 ``os.environ``. Defaults and tuning constants live in ``_consts``, credential redaction in
@@ -115,9 +115,9 @@ def uri(value: str) -> str:
 @dataclass(frozen=True)
 class Setting:
     """One environment variable we read: its type (a function from its text to its value),
-    default, one line of doc (README's "what" column), and the ``Settings`` field it fills.
+    default, one line of doc (docs/settings.md's "what" column), and the ``Settings`` field it fills.
 
-    ``shown`` is the default as README says it (for defaults that depend on the folder).
+    ``shown`` is the default as docs/settings.md says it (for defaults that depend on the folder).
     ``fatal``: a bad value fails even in a training script (the tracking URI).
     """
 
@@ -181,7 +181,7 @@ SETTINGS: tuple[Setting, ...] = (
             "MLflow's own; when set, MLflow's INFO lines are left as MLflow configures them"),
     Setting("AZUREML_NATIVE_SHARE_DIRECTORY", text, None,
             "Workbench's folder for data kept between runs; set for the script when unset "
-            "(see above)", shown="`AZML_SHARE_DIRECTORY`"),
+            "(see `docs/api.md`)", shown="`AZML_SHARE_DIRECTORY`"),
     Setting("AZML_FLUSH_TIMEOUT", seconds, DEFAULT_FLUSH_TIMEOUT,
             "seconds without progress before the exit stops waiting for the store",
             field="flush_timeout"),
@@ -194,7 +194,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("AZML_HOME", text, None, "the journal lives in `$AZML_HOME/journal`",
             shown="`~/.azml`"),
     Setting("AZML_SHARE_DIRECTORY", text, None,
-            "the folder `AZUREML_NATIVE_SHARE_DIRECTORY` points to when it is unset (see above)",
+            "the folder `AZUREML_NATIVE_SHARE_DIRECTORY` points to when it is unset (see `docs/api.md`)",
             field="share_directory", shown="`~/.azureml/share/<project>-<hash>/`"),
     Setting("AZML_MAX_JOURNAL_BYTES", count, DEFAULT_MAX_JOURNAL_BYTES,
             "past it, new records wait in memory (warning)",
@@ -258,7 +258,7 @@ def warn_unknown(environ=None) -> None:
     for name in sorted(environ):
         if name.startswith(_PREFIX) and name not in BY_NAME:
             close = difflib.get_close_matches(name, known, n=1)
-            hint = f"did you mean {close[0]}?" if close else "see README's settings table"
+            hint = f"did you mean {close[0]}?" if close else "see docs/settings.md"
             _warn_once(name, f"{name} is not a setting ({hint}); it is ignored")
 
 

@@ -15,7 +15,7 @@ NOTE_TAG = "mlflow.note.content"
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 # The MLflow 3 UI reads this experiment tag to open the experiment on its training runs
 # (ExperimentKind.CUSTOM_MODEL_DEVELOPMENT in mlflow/server/js) where the kind is taken from
-# the experiment; see README "MLflow UI" for the URL that also works where it is not.
+# the experiment; see docs/api.md "The MLflow UI" for the URL that also works where it is not.
 TRAINING_KIND = "custom_model_development"
 
 MAX_RUN_NAME = 250  # MLflow's runs.name column

@@ -14,6 +14,7 @@ import glob
 import json
 import logging
 import os
+import shutil
 import sqlite3
 import time
 from dataclasses import dataclass, field
@@ -299,3 +300,56 @@ def _in_use(path: str) -> bool:
 
 def list_journals(directory: str | None = None) -> list[dict]:
     return [describe(path) for path in journals(directory)]
+
+
+class DiscardError(Exception):
+    """Why a journal cannot be discarded, in one line naming it."""
+
+
+def find_journals(target: str, directory: str | None = None) -> list[str]:
+    """The journals ``target`` names: a journal's file name (with or without ``.db``), else
+    every journal of the run whose id it is or uniquely begins (a forked child journals the
+    same run beside its parent)."""
+    paths = journals(directory)
+    name = os.path.basename(target)
+    named = [p for p in paths if os.path.basename(p) in (name, name + ".db")]
+    if named:
+        return named
+    runs: dict[str, list[str]] = {}
+    for path in paths:
+        run_id = _peek(path).get("run_id")
+        if run_id and run_id.startswith(target):
+            runs.setdefault(run_id, []).append(path)
+    if len(runs) > 1:
+        raise DiscardError(f"run id prefix '{target}' matches the journals of {len(runs)} "
+                           "runs; give more of it or a journal's name (`azml sync --list`)")
+    if not runs:
+        raise DiscardError(f"no journal named '{target}' or of a run '{target}' in "
+                           f"{directory or journal_dir()} (`azml sync --list` shows them)")
+    return next(iter(runs.values()))
+
+
+def discard(path: str) -> dict:
+    """Delete one journal on purpose, with its lock, WAL and kept file copies; its row as
+    ``azml sync --list`` showed it just before. A journal a live process (or a sync) holds is
+    refused: its owner is still writing or delivering it."""
+    row = describe(path)
+    lock = path[:-3] + ".lock"
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise DiscardError(f"journal {os.path.basename(path)} is in use by a running "
+                               "process or a sync; stop it first") from None
+        for suffix in ("", "-wal", "-shm"):
+            try:
+                os.unlink(path + suffix)
+            except FileNotFoundError:
+                pass
+        shutil.rmtree(path[:-3] + ".files", ignore_errors=True)
+        os.unlink(lock)  # last, while held: no one takes a lock of a journal half deleted
+    finally:
+        os.close(fd)
+    row["state"] = "discarded"
+    return row

@@ -1,6 +1,7 @@
 """One declaration of every setting (``azml_compat._config.SETTINGS``): read and checked in one
 place, a bad value is one line naming it (never a traceback at import), a typo names the
-closest setting, the CLI reads only what a command uses, README's table is the declaration."""
+closest setting, the CLI reads only what a command uses, docs/settings.md's table is the
+declaration."""
 from __future__ import annotations
 
 import ast
@@ -175,17 +176,17 @@ def test_every_variable_named_in_the_code_is_declared():
     assert names - set(_config.BY_NAME) == set()
 
 
-# -- README's table is the declaration ----------------------------------------------------------
-def _readme_rows() -> list[tuple[str, str, str]]:
-    text = (REPO / "README.md").read_text()
-    section = text.split("### Settings", 1)[1].split("\n#", 1)[0]
+# -- docs/settings.md's table is the declaration ------------------------------------------------
+def _documented_rows() -> list[tuple[str, str, str]]:
+    text = (REPO / "docs" / "settings.md").read_text()
+    section = text.split("# Settings", 1)[1].split("\n#", 1)[0]
     rows = [line for line in section.splitlines() if line.startswith("| `")]
     return [tuple(cell.strip() for cell in line.strip().strip("|").split("|")) for line in rows]
 
 
-def test_readme_settings_table_is_the_declaration():
+def test_settings_doc_table_is_the_declaration():
     declared = [(f"`{s.name}`", s.shown_default, s.doc) for s in SETTINGS]
-    assert _readme_rows() == declared
+    assert _documented_rows() == declared
 
 
 def test_the_tests_scrub_every_declared_variable():

@@ -74,7 +74,7 @@ def test_the_mlflow_ui_shows_a_workbench_run(server_store, browser_page, tmp_pat
     url = server_store.uri
     page = browser_page
 
-    # The README's link: the experiment's training runs, named after script and arguments.
+    # The link the docs give: the experiment's training runs, named after script and arguments.
     page.goto(f"{url}/#/experiments/{experiment}/runs?workflowType=machine_learning")
     page.get_by_text("train.py 0.01").first.wait_for()
     _save(page, tmp_path, "ui-experiment-runs.png")

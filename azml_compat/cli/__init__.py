@@ -33,7 +33,7 @@ def describe(exc: BaseException) -> str:
 
 
 USAGE_ERROR = 2  # az's (argparse's) exit status for a bad command line; other errors: 1
-INTERRUPTED = 130  # Ctrl-C: the shell's 128 + SIGINT (az says 1; see README)
+INTERRUPTED = 130  # Ctrl-C: the shell's 128 + SIGINT (az says 1; see docs/cli.md)
 
 
 class Azml(click.Group):

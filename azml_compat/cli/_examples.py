@@ -59,5 +59,7 @@ EXAMPLES = {
     "azml sync": _section(
         ("Deliver what journals kept while the server was down.", "azml sync"),
         ("See every journal without delivering.", "azml sync --list"),
+        ("Drop a journal whose records are not wanted, without asking.",
+         "azml sync --discard 5f0c --yes"),
     ),
 }

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import click
 
 from azml_compat._redact import redact_text
 from azml_compat._query import unreachable
-from azml_compat._sync import list_journals, sync as sync_journals
+from azml_compat._sync import (DiscardError, describe, discard, find_journals, list_journals,
+                               sync as sync_journals)
 
 from ._output import Unfinished, rendered, table
 
@@ -69,19 +71,59 @@ def _table_or_list(rows: list) -> str:
     return _list_table(rows) if rows and "age_s" in rows[0] else _table(rows)
 
 
+def _what(row: dict) -> str:
+    run = f"run {row['run_id']}" if row["run_id"] else "a run not created yet"
+    return (f"journal {os.path.basename(row['journal'])} ({run}, {row['pending'] or 0} pending "
+            f"and {row['rejected'] or 0} rejected records)")
+
+
+def _discard(target: str, yes: bool) -> list:
+    try:
+        paths = find_journals(target)
+    except DiscardError as exc:
+        raise click.ClickException(str(exc)) from None
+    if not yes:
+        if not sys.stdin.isatty():
+            raise click.ClickException(f"not discarding '{target}' without --yes: there is no "
+                                       "terminal to ask on")
+        listed = "; ".join(_what(describe(p)) for p in paths)
+        if not click.confirm(f"Discard {listed}? Their records are never delivered",
+                             default=False, err=True):
+            click.echo("azml: nothing discarded", err=True)
+            return []
+    rows = []
+    for path in paths:
+        try:
+            row = discard(path)
+        except DiscardError as exc:
+            raise Unfinished(rows, str(exc)) from None
+        click.echo(f"azml: discarded {_what(row)}", err=True)
+        rows.append(row)
+    return rows
+
+
 @click.command()
 @click.option("--list", "list_only", is_flag=True,
               help="Only show every journal: run, store, pending and rejected records, age.")
+@click.option("--discard", metavar="JOURNAL_OR_RUN_ID",
+              help="Delete a journal on purpose, undelivered records and all: a journal's "
+                   "name from --list, or a run id (any unique prefix) for all of its journals.")
+@click.option("--yes", "-y", is_flag=True,
+              help="Do not ask before --discard (required when not on a terminal).")
 @click.option("--dry-run", is_flag=True, help="Only list what would be delivered.")
 @click.option("--give-up-after", type=float, default=5.0, show_default=True,
               help="Seconds to keep retrying an unreachable store before moving on.")
 @rendered(_table_or_list)
-def sync(list_only, dry_run, give_up_after):
+def sync(list_only, discard, yes, dry_run, give_up_after):
     """Deliver every record still in $AZML_HOME/journal (default ~/.azml/journal).
 
     Safe to run twice or at once: a journal in use is skipped. Runs that could not be created
     when their script ran are created now, with their original start time.
     """
+    if discard is not None:
+        if list_only or dry_run:
+            raise click.UsageError("--discard goes alone (not with --list or --dry-run)")
+        return _discard(discard, yes)
     if list_only:
         return list_journals()
     results = sync_journals(dry_run=dry_run, give_up_after=give_up_after)
