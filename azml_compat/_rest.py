@@ -134,6 +134,21 @@ class RestClient:
             self._local.session = session
         return session
 
+    def warm_up(self) -> None:
+        """Do now, without the network, the imports a first request would do lazily
+        (``requests``, its adapters, a prepared request, the ``idna`` codec ``getaddrinfo``
+        loads for a host name). The sender calls it while a fork still waits for it
+        (``ForkGate``): a child forked in the middle of one of those imports would inherit the
+        module half-initialised for good ("partially initialized module 'requests'"), and
+        after this no request of ours imports anything a fork has to wait for."""
+        if self.via_mlflow:
+            return
+        import requests
+
+        self._session()
+        requests.Request("POST", self.uri + API + "runs/get", json={}).prepare()
+        "localhost".encode("idna")
+
     def request(self, method: str, endpoint: str, *, timeout: float | None = None,
                 headers: dict | None = None, **kwargs):
         """One try of ``method endpoint`` (a path under the server); the raw response.

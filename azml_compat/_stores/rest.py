@@ -48,6 +48,7 @@ class RestStore(MlflowStore):
         self.TIMEOUT = timeout or LOGGING_TIMEOUT
         self.CONCURRENCY = concurrency or self.CONCURRENCY
         self.http = RestClient(tracking_uri, timeout=self.TIMEOUT)  # every request goes through it
+        self.http.warm_up()  # made while a fork waits for it (the sender's connect is gated)
         self._mlflow_client = None
         self._unanswered_create = None  # monotonic time a runs/create went out unanswered
 
