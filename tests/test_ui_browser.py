@@ -68,7 +68,7 @@ def _save(page, tmp_path, name: str) -> None:
 
 
 def test_the_mlflow_ui_shows_a_workbench_run(server_store, browser_page, tmp_path):
-    proc = server_store.run_script(SCRIPT, "0.01")
+    proc = server_store.run_script(SCRIPT, "0.01", AZML_QUIET="0")  # the line saying where
     run = server_store.only_run()
     experiment, run_id = run.info.experiment_id, run.info.run_id
     url = server_store.uri
