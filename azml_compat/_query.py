@@ -345,19 +345,13 @@ class History:
                            "give more characters")
 
     def run(self, run_id: str):
-        if self.server is not None:
-            try:
-                return self.server.get_run(run_id)
-            except StoreError as exc:
-                if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
-                    raise HistoryError(f"run {run_id!r} not found in {redact(self.uri)}") from exc
-                raise
-        from mlflow.exceptions import MlflowException
-
         try:
+            if self.server is not None:
+                return self.server.get_run(run_id)
             return self.client.get_run(run_id)
-        except MlflowException as exc:
-            if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+        except Exception as exc:  # noqa: BLE001 - StoreError or MlflowException: both have a code
+            if getattr(exc, "error_code", None) in ("RESOURCE_DOES_NOT_EXIST",
+                                                    "INVALID_PARAMETER_VALUE"):
                 raise HistoryError(f"run {run_id!r} not found in {redact(self.uri)}") from exc
             raise
 

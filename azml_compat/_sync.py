@@ -265,13 +265,15 @@ def describe(path: str) -> dict:
     try:
         row["age_s"] = round(time.time() - max(
             os.path.getmtime(p) for p in (path, path + "-wal") if os.path.exists(p)), 1)
-        db = sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True)
         try:
-            meta = {k: json.loads(v) for k, v in db.execute("SELECT key, value FROM meta")}
-            row["pending"] = db.execute("SELECT COUNT(*) FROM records").fetchone()[0]
-            row["rejected"] = db.execute("SELECT COUNT(*) FROM rejected").fetchone()[0]
-        finally:
-            db.close()
+            meta, row["pending"], row["rejected"] = _read_journal(path, "ro")
+        except sqlite3.Error:
+            # A process killed while writing can leave its WAL and shared-memory files to be
+            # recovered (or made) on the next open, which a read-only connection cannot do. No
+            # process holds it: open it as `azml sync` would, which recovers it, harmlessly.
+            if _in_use(path):
+                raise
+            meta, row["pending"], row["rejected"] = _read_journal(path, "rw")
     except (sqlite3.Error, OSError, ValueError) as exc:
         row["state"] = f"unreadable ({exc})"
         return row
@@ -282,6 +284,18 @@ def describe(path: str) -> dict:
     elif _in_use(path):
         row["state"] = "in use"
     return row
+
+
+def _read_journal(path: str, mode: str) -> tuple[dict, int, int]:
+    """``(meta, pending, rejected)`` of the journal file, opened with SQLite's ``mode``."""
+    db = sqlite3.connect(f"file:{quote(path)}?mode={mode}", uri=True)
+    try:
+        meta = {k: json.loads(v) for k, v in db.execute("SELECT key, value FROM meta")}
+        pending = db.execute("SELECT COUNT(*) FROM records").fetchone()[0]
+        rejected = db.execute("SELECT COUNT(*) FROM rejected").fetchone()[0]
+    finally:
+        db.close()
+    return meta, pending, rejected
 
 
 def _in_use(path: str) -> bool:
