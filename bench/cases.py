@@ -46,7 +46,10 @@ def run_child(body: str, env: dict, timeout: float = 900) -> dict:
 def child_env(store, **extra) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "AZML_"))}
     env.update(MLFLOW_TRACKING_URI=store.uri, MLFLOW_EXPERIMENT_NAME=f"bench-{uuid.uuid4().hex[:8]}",
-               AZML_HOME=store.home, PYTHONUNBUFFERED="1")
+               AZML_HOME=store.home, PYTHONUNBUFFERED="1",
+               # Workbench's share folder, made at `import azureml.logging`: inside the
+               # benchmark's temporary store, never under the user's ~/.azureml
+               AZML_SHARE_DIRECTORY=os.path.join(store.home, "share"))
     env.update({k: str(v) for k, v in extra.items()})
     return env
 
