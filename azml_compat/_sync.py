@@ -170,27 +170,14 @@ def sync_one(path: str, dry_run: bool = False, give_up_after: float = 30.0,
 def _command_store(tracking_uri: str, settings: Settings | None):
     """The store for a replay. ``azml sync`` is a command: until a server has answered once,
     its requests get the CLI's timeout (a hung server is given up on within the command's
-    bound, not after 30 s); once it has, the logging path's (a big batch answered slowly by a
-    busy server is still delivered)."""
+    bound, not after 30 s); once it has, the logging path's."""
     if tracking_uri.startswith(("http://", "https://")):
         from ._rest import request_timeout
         from ._stores.rest import RestStore
 
-        timeout = settings.http_timeout if settings else None
-        in_flight = settings.max_in_flight if settings else None
-
-        class CommandStore(RestStore):
-            def __init__(self, uri: str) -> None:
-                super().__init__(uri, timeout=timeout, concurrency=in_flight)
-                self._answered_timeout = self.TIMEOUT
-                self.TIMEOUT = min(self.TIMEOUT, request_timeout(cli=True, settings=settings))
-
-            def _call(self, *args, **kwargs):
-                answer = super()._call(*args, **kwargs)
-                self.TIMEOUT = self._answered_timeout
-                return answer
-
-        return CommandStore(tracking_uri)
+        return RestStore(tracking_uri, timeout=settings.http_timeout if settings else None,
+                         concurrency=settings.max_in_flight if settings else None,
+                         first_timeout=request_timeout(cli=True, settings=settings))
     return connect(tracking_uri, settings)
 
 

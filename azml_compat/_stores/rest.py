@@ -43,9 +43,15 @@ class RestStore(MlflowStore):
     FORK_GATED = False  # HTTP calls leave nothing a forked child could hang on (see ForkGate)
 
     def __init__(self, tracking_uri: str, timeout: float | None = None,
-                 concurrency: int | None = None) -> None:  # not MlflowStore.__init__: no MLflow
+                 concurrency: int | None = None,
+                 first_timeout: float | None = None) -> None:  # not MlflowStore.__init__: no MLflow
         self.tracking_uri = tracking_uri
-        self.TIMEOUT = timeout or LOGGING_TIMEOUT
+        self.TIMEOUT = self._answered_timeout = timeout or LOGGING_TIMEOUT
+        # Until the server first answers, a shorter timeout if given (`azml sync` must give up
+        # on a hung server within a command's bound); once it has, the full one, so a big
+        # batch answered slowly by a busy server is still delivered.
+        if first_timeout:
+            self.TIMEOUT = min(self.TIMEOUT, first_timeout)
         self.CONCURRENCY = concurrency or self.CONCURRENCY
         self.http = RestClient(tracking_uri, timeout=self.TIMEOUT)  # every request goes through it
         self.http.warm_up()  # made while a fork waits for it (the sender's connect is gated)
@@ -65,7 +71,9 @@ class RestStore(MlflowStore):
         return self._mlflow_client
 
     def _call(self, endpoint: str, method: str = "POST", body: dict | None = None) -> dict:
-        return self.http.call(endpoint, method, body, timeout=self.TIMEOUT)
+        answer = self.http.call(endpoint, method, body, timeout=self.TIMEOUT)
+        self.TIMEOUT = self._answered_timeout
+        return answer
 
     def _get_run(self, run_id: str) -> None:
         self._call("/api/2.0/mlflow/runs/get", "GET", {"run_id": run_id})
