@@ -39,9 +39,11 @@ WORKDIR_TAG = "mlflow.azml.working_dir"
 LEGACY_NAME_TAG_PREFIX = "azml.name."
 LEGACY_TAGS = {SCRIPT_TAG: "azml.script_name", ARGUMENTS_TAG: "azml.arguments",
                WORKDIR_TAG: "azml.working_dir"}
-# Kept under its first name: journals and runs already written are found by it (a rename
-# would make `azml sync` create a second run for a journal written before it).
-RUN_KEY_TAG = "azml.run_key"  # a client-made id: finds a run whether or not we saw it created
+# A client-made id: finds a run whether or not we saw it created. A journal written before
+# it moved under "mlflow." carries LEGACY_RUN_KEY_TAG in its tags, and its run is looked up
+# by that name (else `azml sync` would create a second run for a run that exists).
+RUN_KEY_TAG = "mlflow.azml.run_key"
+LEGACY_RUN_KEY_TAG = "azml.run_key"
 
 
 @dataclass
@@ -63,4 +65,10 @@ class RunSpec:
         if self.owned is None:
             self.owned = self.run_id is None
         if self.run_key:
-            self.tags = {**self.tags, RUN_KEY_TAG: self.run_key}
+            self.tags = {**self.tags, self.key_tag: self.run_key}
+
+    @property
+    def key_tag(self) -> str:
+        """The tag that holds ``run_key``: the old name for a journal written under it."""
+        old = LEGACY_RUN_KEY_TAG in self.tags and RUN_KEY_TAG not in self.tags
+        return LEGACY_RUN_KEY_TAG if old else RUN_KEY_TAG

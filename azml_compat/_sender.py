@@ -27,7 +27,7 @@ from ._config import Settings
 from ._consts import BACKOFF_MAX, BACKOFF_START
 from ._exceptions import GaveUp, Stopped
 from ._redact import redact, redact_text
-from ._records import RUN_KEY_TAG, RunSpec
+from ._records import RunSpec
 from ._stores import connect
 from ._stores.base import Store, http_status, is_run_level, is_transient
 
@@ -171,7 +171,7 @@ class Sender:
             if run_id is not None:
                 return run_id
             if self._give_up_after is not None and self._clock() - started > self._give_up_after:
-                raise LookupError(f"run with {RUN_KEY_TAG}={spec.run_key} not created yet in "
+                raise LookupError(f"run with {spec.key_tag}={spec.run_key} not created yet in "
                                   f"experiment {spec.experiment_name!r}")
             self._pause(backoff_delay(attempt, uniform=self._uniform))
             attempt += 1

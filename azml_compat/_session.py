@@ -20,7 +20,7 @@ from ._keys import KeyMap
 from ._outputs import ProgressBar, scan, warn_skipped
 from ._sender import ForkGate, RunReady, Sender
 from ._records import (ARGUMENTS_TAG, END, FILE, FINISHED, MAX_TAG_VALUE, NAME_TAG_PREFIX,
-                       RUN_KEY_TAG, SCRIPT_TAG, TAG, WORKDIR_TAG, RunSpec)
+                       SCRIPT_TAG, TAG, WORKDIR_TAG, RunSpec)
 from ._presentation import NOTE_TAG, RUN_NAME_TAG, run_name, run_note, where_line
 from ._workbench_env import process_start_ms, script_identity
 
@@ -78,7 +78,7 @@ def run_spec(settings: Settings) -> RunSpec:
         # Known before the run exists: a forked child (and `azml sync`) finds the run by it,
         # and creating it again after a lost answer finds it instead of making a second one.
         spec.run_key = uuid.uuid4().hex
-        spec.tags[RUN_KEY_TAG] = spec.run_key
+        spec.tags[spec.key_tag] = spec.run_key
     return spec
 
 

@@ -181,7 +181,7 @@ def test_children_forked_before_the_run_exists_log_to_it(server_store):
     server_store.run_script(legacy(FORKING), HOME=server_store.workdir)
     run = server_store.only_run()
     assert sorted(values(server_store, run.info.run_id, "child")) == [float(i) for i in range(8)]
-    assert run.data.tags["azml.run_key"]
+    assert run.data.tags["mlflow.azml.run_key"]
 
 
 def test_a_child_whose_parent_journal_is_gone_creates_the_run_on_sync(own_server, tmp_path):

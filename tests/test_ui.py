@@ -31,9 +31,9 @@ def test_run_is_named_after_its_script_with_arguments_as_params_and_a_descriptio
     assert "`train.py`" in note and "`0.01 --epochs 3 --fast`" in note
     assert str(store.workdir) in note
     assert "| `accuracy ___` | accuracy (%) |" in note
-    # The UI lists every tag not starting with "mlflow.": only the script's own strings and
-    # the run key (kept under its old name: runs are found by it) are left there.
-    assert {k for k in run.data.tags if not k.startswith("mlflow.")} == {"Model", RUN_KEY_TAG}
+    # The UI lists every tag not starting with "mlflow.": only the script's own strings.
+    assert {k for k in run.data.tags if not k.startswith("mlflow.")} == {"Model"}
+    assert run.data.tags[RUN_KEY_TAG]  # the run key is there for the CLI and `azml sync`
     # The CLI still reads everything it showed before.
     assert values(run) == {"Model": "logistic regression", "accuracy (%)": 93.5, "loss": 0.25}
     shaped = fields(run)
@@ -57,6 +57,27 @@ def test_runs_written_under_the_old_tag_names_read_as_before():
     assert shaped["script_name"] == "train.py"
     assert shaped["properties"]["arguments"] == ["0.01"]
     assert shaped["properties"]["working_dir"] == "/p"
+
+
+def test_a_journal_written_under_the_old_run_key_tag_finds_its_run(store):
+    """A journal of a killed process from before the run key moved under ``mlflow.``: `azml
+    sync` must find the run that process made (by the old tag), not create a second one."""
+    from azml_compat._records import LEGACY_RUN_KEY_TAG, RunSpec
+    from azml_compat._stores import connect
+
+    client = store.client
+    experiment_id = client.create_experiment("old")
+    made = client.create_run(experiment_id, tags={LEGACY_RUN_KEY_TAG: "0ld5ca1e"}).info.run_id
+    old = RunSpec(store.uri, "old", tags={LEGACY_RUN_KEY_TAG: "0ld5ca1e"}, run_key="0ld5ca1e")
+    new = RunSpec(store.uri, "old", run_key="0ld5ca1e")  # same key, the current tag
+    backend = connect(store.uri)
+    assert backend.open_run(old) == made
+    assert RUN_KEY_TAG not in old.tags  # a run made from an old journal gets the old tag only
+    created = backend.open_run(new)
+    assert created != made  # a current journal's key is looked up under the current tag only
+    assert client.get_run(created).data.tags[RUN_KEY_TAG] == "0ld5ca1e"
+    assert LEGACY_RUN_KEY_TAG not in client.get_run(created).data.tags
+    assert len(client.search_runs([experiment_id])) == 2
 
 
 def test_arguments_become_params_by_position_and_by_option_name():

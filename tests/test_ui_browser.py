@@ -58,7 +58,14 @@ def browser_page(tmp_path):
             browser.close()
 
 
+ASSISTANT_CLOSE = '[data-component-id="mlflow.assistant.chat_panel.close"]'
+
+
 def _save(page, tmp_path, name: str) -> None:
+    # MLflow 3.17 opens its chat assistant beside every page; the screenshots are of the run.
+    if page.locator(ASSISTANT_CLOSE).count():
+        page.locator(ASSISTANT_CLOSE).first.click()
+        page.locator(ASSISTANT_CLOSE).first.wait_for(state="detached")
     path = tmp_path / name
     page.screenshot(path=str(path))
     assert path.stat().st_size > 10_000  # a rendered page, not a blank one
@@ -90,8 +97,8 @@ def test_the_mlflow_ui_shows_a_workbench_run(server_store, browser_page, tmp_pat
     page.get_by_text("arg0").first.wait_for()  # the argument, a parameter
     assert page.get_by_text("Evaluation runs").count() == 0  # the training view, not GenAI's
     _save(page, tmp_path, "ui-run-overview.png")
-    tags_shown = page.get_by_text("azml.script_name").count()
-    assert tags_shown == 0  # bookkeeping stays out of the tags list
+    for bookkeeping in ("azml.script_name", "azml.run_key"):  # out of the tags list
+        assert page.get_by_text(bookkeeping).count() == 0, bookkeeping
 
     # The charts: titled by MLflow key (the UI takes a chart's title from the key; the run's
     # description above gives the original name of a renamed one).
@@ -100,4 +107,33 @@ def test_the_mlflow_ui_shows_a_workbench_run(server_store, browser_page, tmp_pat
               "?workflowType=machine_learning")
     page.get_by_text("Loss curve").first.wait_for()
     page.get_by_text("accuracy ___").first.wait_for()
+    # Drawn, not still loading: plotly puts each series' line in a path.js-line.
+    page.locator(".js-plotly-plot path.js-line").first.wait_for()
+    page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 3")
     _save(page, tmp_path, "ui-run-charts.png")
+
+
+def test_the_bare_experiment_link_follows_the_browsers_choice_not_the_experiment(
+        server_store, browser_page):
+    """What docs/api.md says of MLflow 3.17: an experiment link without ``workflowType`` opens
+    the GenAI view even on an experiment tagged for training (the tag is not read), and opens
+    the training runs once the user has picked "Model training" in the sidebar's switch."""
+    server_store.run_script(SCRIPT, "0.01")
+    experiment = server_store.only_run().info.experiment_id
+    assert server_store.client.get_experiment(experiment).tags["mlflow.experimentKind"]
+    page = browser_page
+    bare = f"{server_store.uri}/#/experiments/{experiment}"
+
+    page.goto(bare)
+    page.wait_for_url("**workflowType=genai**")
+    assert "/runs" not in page.url
+
+    # A first-visit popover over the GenAI overview takes clicks whenever it shows up.
+    page.add_locator_handler(page.get_by_text("Got it"), lambda tip: tip.click())
+    page.get_by_text("Model training").first.click()
+    page.wait_for_url("**/runs?workflowType=machine_learning**")
+
+    page.goto(f"{server_store.uri}/#/experiments")
+    page.goto(bare)
+    page.wait_for_url("**/runs?workflowType=machine_learning**")
+    page.get_by_text("train.py 0.01").first.wait_for()

@@ -9,7 +9,7 @@ import stat
 from typing import ClassVar, Protocol, runtime_checkable
 
 from .._exceptions import PermanentError, StoreError  # noqa: F401 - raised by every backend
-from .._records import NAME_MAX, RUN_KEY_TAG, RunSpec
+from .._records import NAME_MAX, RunSpec
 
 @runtime_checkable
 class Store(Protocol):
@@ -49,10 +49,12 @@ class Store(Protocol):
 _RUN_GONE = {"RESOURCE_DOES_NOT_EXIST", "INVALID_STATE"}
 
 
-def _key_filter(run_key: str) -> str:
-    if not run_key.isalnum():  # made by uuid4().hex; never quoted into a filter otherwise
+def _key_filter(spec: RunSpec) -> str:
+    """The search filter for the run made for ``spec.run_key``, under the tag its journal uses."""
+    run_key = spec.run_key
+    if not run_key or not run_key.isalnum():  # made by uuid4().hex; never quoted otherwise
         raise ValueError(f"run key {run_key!r} is not alphanumeric")
-    return f"tags.`{RUN_KEY_TAG}` = '{run_key}'"
+    return f"tags.`{spec.key_tag}` = '{run_key}'"
 
 
 def experiment_tags() -> dict:

@@ -64,14 +64,14 @@ class MlflowStore:
             found = self._find_experiment(spec.experiment_name)
             if found is None or not spec.run_key:
                 return None
-            return self._find_run_by_key(found[0], spec.run_key)
+            return self._find_run_by_key(found[0], spec)
         experiment_id = self._experiment_id(spec.experiment_name)
         self.experiment_id = experiment_id  # for the run's link in the UI
         found = None
         if spec.run_key:
             # Creating is made idempotent by looking first: an earlier attempt whose answer
             # was lost (a timeout) may have created it, or a killed process before `azml sync`.
-            found = self._find_run_by_key(experiment_id, spec.run_key)
+            found = self._find_run_by_key(experiment_id, spec)
         run_id = found if found is not None else self._create_run(experiment_id, spec)
         # Logged each time the run is opened (same values: MLflow accepts them again), so a
         # creation whose params request failed gets them on the retry that finds the run.
@@ -88,10 +88,10 @@ class MlflowStore:
     def _get_run(self, run_id: str) -> None:
         self.client.get_run(run_id)
 
-    def _find_run_by_key(self, experiment_id: str, run_key: str) -> str | None:
+    def _find_run_by_key(self, experiment_id: str, spec: RunSpec) -> str | None:
         from mlflow.entities import ViewType
 
-        runs = self.client.search_runs([experiment_id], _key_filter(run_key),
+        runs = self.client.search_runs([experiment_id], _key_filter(spec),
                                        run_view_type=ViewType.ALL, max_results=50)
         return _first_run([(r.info.start_time, r.info.run_id) for r in runs])
 

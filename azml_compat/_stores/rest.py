@@ -78,8 +78,8 @@ class RestStore(MlflowStore):
     def _get_run(self, run_id: str) -> None:
         self._call("/api/2.0/mlflow/runs/get", "GET", {"run_id": run_id})
 
-    def _find_run_by_key(self, experiment_id: str, run_key: str) -> str | None:
-        body = {"experiment_ids": [experiment_id], "filter": _key_filter(run_key),
+    def _find_run_by_key(self, experiment_id: str, spec: RunSpec) -> str | None:
+        body = {"experiment_ids": [experiment_id], "filter": _key_filter(spec),
                 "run_view_type": "ALL", "max_results": 50}
         runs = self._call("/api/2.0/mlflow/runs/search", body=body).get("runs", [])
         return _first_run([(int(r["info"].get("start_time") or 0), r["info"]["run_id"])
