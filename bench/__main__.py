@@ -3,6 +3,7 @@ and on the embedded SQLite store, in one run. Prints a table and writes bench/re
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import os
 import platform
@@ -165,6 +166,18 @@ def _markdown(rows: list[dict], header: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+@contextlib.contextmanager
+def _inside(folder: str):
+    """The in-process cases make ``./outputs`` (and MLflow ``./mlruns``) where they run, as a
+    script does in its project: there, not in the folder the benchmark was started from."""
+    started_in = os.getcwd()
+    os.chdir(folder)
+    try:
+        yield
+    finally:
+        os.chdir(started_in)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--cases", default="123456789", help="which cases, e.g. 12 (default all)")
@@ -180,7 +193,8 @@ def main(argv=None) -> int:
               f"`python -m bench`. Ratios compare ours with MLflow's own client in the same run "
               f"on the same store.")
     rows = []
-    with tempfile.TemporaryDirectory(prefix="azml-bench-") as tmp:
+    output = Path(args.output).resolve()  # before the benchmark moves into its own folder
+    with tempfile.TemporaryDirectory(prefix="azml-bench-") as tmp, _inside(tmp):
         for name in args.stores.split(","):
             home = os.path.join(tmp, name, "azml-home")
             if name == "server":
@@ -195,8 +209,8 @@ def main(argv=None) -> int:
                 rows += _rows(Store(name, f"sqlite:///{db}", home), tmp, selected)
             print(_markdown(rows, header), flush=True)
     text = _markdown(rows, header)
-    Path(args.output).write_text(text)
-    print(f"written to {args.output}")
+    output.write_text(text)
+    print(f"written to {output}")
     return 0 if all(r["verdict"] == "PASS" for r in rows) else 1
 
 

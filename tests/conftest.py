@@ -28,7 +28,24 @@ def _files_under(folders) -> set:
     return {p for folder in folders if folder.exists() for p in folder.rglob("*")}
 
 
+# Nor into the checkout (a relative ./mlruns, ./outputs or mlflow.db of a process left in the
+# repository's folder): files git does not track, apart from the tools' caches.
+_CACHES = ("__pycache__", ".pytest_cache", ".ruff_cache", ".hypothesis", ".egg-info")
+
+
+def _untracked_in_repo() -> set:
+    try:
+        listed = subprocess.run(["git", "status", "--porcelain", "--ignored",
+                                 "--untracked-files=all"], cwd=REPO, capture_output=True,
+                                text=True, timeout=60, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return set()  # not a git checkout (an sdist): nothing to compare
+    paths = {line[3:] for line in listed.splitlines() if line[:2] in ("??", "!!")}
+    return {p for p in paths if not any(part.endswith(_CACHES) for part in p.split("/"))}
+
+
 _BEFORE = _files_under(_WATCHED)
+_BEFORE_REPO = _untracked_in_repo()
 os.environ["HOME"] = tempfile.mkdtemp(prefix="azml-tests-home-")
 
 
@@ -36,6 +53,10 @@ def pytest_sessionfinish(session, exitstatus):
     leaked = sorted(str(p) for p in _files_under(_WATCHED) - _BEFORE)
     if leaked:
         print(f"\nthe tests wrote into the real home folder: {leaked[:5]}", file=sys.stderr)
+        session.exitstatus = 1
+    leaked = sorted(_untracked_in_repo() - _BEFORE_REPO)
+    if leaked:
+        print(f"\nthe tests wrote into the repository: {leaked[:5]}", file=sys.stderr)
         session.exitstatus = 1
 # The `azml` that pip installed with this interpreter comes first on PATH, for the tests and the
 # processes they start (under pyenv, `python -m pip` leaves no shim until `pyenv rehash`).
@@ -220,13 +241,16 @@ def server_store(request, tmp_path) -> Store:
 
 
 @pytest.fixture
-def make_logger(store):
+def make_logger(store, monkeypatch):
     """An in-process logger on ``store`` (a fresh session, not the process singleton)."""
     from azml_compat._config import Settings
     from azml_compat._logger import AzureMLLogger
     from azml_compat._session import Session, run_spec
 
     sessions = []
+    # A script logs from its project folder: MLflow resolves the default store's artifact root
+    # (./mlruns) and we make ./outputs against the process's folder, not the repository's.
+    monkeypatch.chdir(store.workdir)
 
     def make(**settings):
         cfg = Settings(cwd=str(store.workdir), tracking_uri=store.uri,
