@@ -79,6 +79,7 @@ def run_spec(settings: Settings) -> RunSpec:
         # and creating it again after a lost answer finds it instead of making a second one.
         spec.run_key = uuid.uuid4().hex
         spec.tags[spec.key_tag] = spec.run_key
+        spec.new_key = True
     return spec
 
 
@@ -179,7 +180,8 @@ class Session:
         with no id known, its sender finds the run by the parent's key once it exists. It
         never creates or ends it (``owned=False``).
         """
-        spec = RunSpec(**{**self.spec.__dict__, "run_id": self.run.run_id, "owned": False})
+        spec = RunSpec(**{**self.spec.__dict__, "run_id": self.run.run_id, "owned": False,
+                          "new_key": False})
         keys = KeyMap()
         keys.known, keys._owners = dict(self.keys.known), dict(self.keys._owners)
         child = Session(self.settings, spec, steps=dict(self.dispatcher.steps), keys=keys,

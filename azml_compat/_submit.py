@@ -76,7 +76,7 @@ def submit(script: str, args, out=None, err=None) -> Submitted:
     session = Session(settings, RunSpec(settings.tracking_uri, settings.experiment_name,
                                         start_time_ms=now_ms(),
                                         tags=script_tags(script, args, settings.cwd),
-                                        run_key=uuid.uuid4().hex))
+                                        run_key=uuid.uuid4().hex, new_key=True))
     run_id = _wait_for_run(session)
     _say(err, f"azml: run {run_id} in experiment {settings.experiment_name!r} "
               f"({redact(settings.tracking_uri)})")

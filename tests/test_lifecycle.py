@@ -208,7 +208,7 @@ class SlowCreateProxy:
     server too busy to answer within the client's timeout, which still creates the run)."""
 
     def __init__(self, target: str, delay: float):
-        self.creates = 0
+        self.creates = self.searches = 0
         proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -217,6 +217,7 @@ class SlowCreateProxy:
 
             def _forward(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                proxy.searches += self.path.startswith("/api/2.0/mlflow/runs/search")
                 if self.path.startswith("/api/2.0/mlflow/runs/create"):
                     proxy.creates += 1
                     threading.Event().wait(delay)
@@ -256,10 +257,27 @@ def test_a_slow_run_creation_makes_exactly_one_run(mlflow_server, tmp_path):
     finally:
         proxy.close()
     assert "runs/create" in proc.stderr or "Timeout" in proc.stderr  # it did time out
+    assert proxy.searches >= 1  # after the lost answer, it looked for the run before creating
     direct = Store("server", mlflow_server.url, workdir, "slow-create")
     run = direct.only_run()
     assert values(direct, run.info.run_id, "m") == [float(i) for i in range(100)]
     assert run.info.status == "FINISHED"
+
+
+def test_a_live_scripts_first_creation_needs_no_lookup(mlflow_server, tmp_path):
+    """The key was made by the process a moment ago: no run can have it, so the first
+    runs/create goes without the runs/search that makes a retried creation idempotent."""
+    proxy = SlowCreateProxy(mlflow_server.url, delay=0)
+    workdir = tmp_path / "project"
+    workdir.mkdir()
+    try:
+        store = Store("server", proxy.url, workdir, "first-create")
+        store.run_script(legacy("get_azureml_logger().log('a', 1)"), HOME=workdir)
+    finally:
+        proxy.close()
+    assert (proxy.creates, proxy.searches) == (1, 0)
+    direct = Store("server", mlflow_server.url, workdir, "first-create")
+    assert direct.only_run().data.metrics == {"a": 1.0}
 
 
 # -- the end of the run -------------------------------------------------------------------------

@@ -68,10 +68,11 @@ class MlflowStore:
         experiment_id = self._experiment_id(spec.experiment_name)
         self.experiment_id = experiment_id  # for the run's link in the UI
         found = None
-        if spec.run_key:
+        if spec.run_key and not spec.new_key:
             # Creating is made idempotent by looking first: an earlier attempt whose answer
             # was lost (a timeout) may have created it, or a killed process before `azml sync`.
             found = self._find_run_by_key(experiment_id, spec)
+        spec.new_key = False  # from this attempt on, a run with the key may exist
         run_id = found if found is not None else self._create_run(experiment_id, spec)
         # Logged each time the run is opened (same values: MLflow accepts them again), so a
         # creation whose params request failed gets them on the retry that finds the run.
