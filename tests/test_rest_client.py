@@ -65,12 +65,21 @@ def test_run_context_tags_are_mlflows_without_mlflow(tmp_path):
 
 
 # -- credential rules ---------------------------------------------------------------------------
-def _echo_headers():
-    """A loopback server answering every request with the headers it got, as JSON."""
+def _echo_headers(connections: list | None = None):
+    """A loopback HTTP/1.1 server (it keeps a connection open unless asked to close) answering
+    every request with the headers it got, as JSON; each new connection goes in ``connections``."""
     import http.server
 
     class Echo(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 - http.server's name
+        protocol_version = "HTTP/1.1"
+
+        def setup(self):
+            if connections is not None:
+                connections.append(self.client_address)
+            super().setup()
+
+        def _echo(self):
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
             body = json.dumps(dict(self.headers)).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
@@ -78,47 +87,27 @@ def _echo_headers():
             self.end_headers()
             self.wfile.write(body)
 
+        do_GET = do_POST = _echo
+
         def log_message(self, *args):
             pass
 
     return serve_loopback(Echo)
 
 
-def test_each_request_to_a_plain_http_server_has_its_own_connection(monkeypatch):
+def test_each_request_to_a_plain_http_server_has_its_own_connection():
     """MLflow's default server (uvicorn) stalls a kept-alive request ~40 ms between its
     headers and body; a new connection does not (bench case 8 measures what that buys)."""
-    import http.server
-
     from azml_compat._rest import RestClient
 
     connections = []
-
-    class KeepAlive(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"  # keeps the connection open unless asked to close
-
-        def setup(self):
-            connections.append(self.client_address)
-            super().setup()
-
-        def do_POST(self):  # noqa: N802 - http.server's name
-            self.rfile.read(int(self.headers["Content-Length"]))
-            body = json.dumps({"connection": self.headers.get("Connection")}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server, url = serve_loopback(KeepAlive)
+    server, url = _echo_headers(connections)
     try:
         client = RestClient(url)
         answers = [client.call("runs/get", body={"run_id": str(i)}) for i in range(3)]
     finally:
         server.shutdown()
-    assert answers == [{"connection": "close"}] * 3
+    assert [answer["Connection"] for answer in answers] == ["close"] * 3
     assert len(connections) == 3
     # Over TLS a handshake per request costs more than the stall: connections are kept.
     assert "Connection" not in RestClient("https://mlflow.example.com")._headers
