@@ -24,6 +24,7 @@ says so in one line). Errors name the endpoint and never a credential.
 from __future__ import annotations
 
 import configparser
+import functools
 import os
 import threading
 from urllib.parse import urlsplit
@@ -101,13 +102,14 @@ class RestClient:
         user = env("MLFLOW_TRACKING_USERNAME") or file_user
         password = env("MLFLOW_TRACKING_PASSWORD") or file_password
         self._headers = {"User-Agent": "azml-compat"}
-        if urlsplit(self.uri).scheme == "http":
-            # A new connection per request. MLflow's default server (uvicorn) answers a
-            # kept-alive request ~40 ms late, between its headers and its body (delayed ACK
-            # against Nagle): measured here 48-52 ms per request kept alive, 7-10 ms on a new
-            # connection, and no difference on gunicorn, which closes every connection anyway.
-            # A script's run is ~6 requests in a row. Over https the handshake costs more than
-            # the stall, and a TLS proxy in front of uvicorn usually hides it: kept alive.
+        # A new connection per request on plain http. MLflow's default server (uvicorn)
+        # answers a kept-alive request ~40 ms late, between its headers and its body (delayed
+        # ACK against Nagle): measured here 48-52 ms per request kept alive, 7-10 ms on a new
+        # connection, and no difference on gunicorn, which closes every connection anyway. A
+        # script's run is ~5 requests in a row. Over https the handshake costs more than the
+        # stall, and a TLS proxy in front of uvicorn usually hides it: kept alive there.
+        self._one_per_connection = urlsplit(self.uri).scheme == "http"
+        if self._one_per_connection:
             self._headers["Connection"] = "close"
         self._auth = None
         if user and password:
@@ -132,7 +134,8 @@ class RestClient:
 
             self._pid = os.getpid()
             session = requests.Session()
-            adapter = HTTPAdapter(pool_maxsize=16, max_retries=0)  # retries are the caller's
+            kind = _closing_adapter() if self._one_per_connection else HTTPAdapter
+            adapter = kind(pool_maxsize=16, max_retries=0)  # retries are the caller's
             session.mount("http://", adapter)
             session.mount("https://", adapter)
             session.headers.update(self._headers)
@@ -185,6 +188,29 @@ class RestClient:
         if response.status_code != 200:
             raise StoreError.from_response(response, path)
         return response.json() if response.content else {}
+
+
+@functools.lru_cache(maxsize=None)
+def _closing_adapter():
+    """The adapter class for plain http (made on first use: ``requests`` is imported then)."""
+    from requests.adapters import HTTPAdapter
+
+    class ClosingAdapter(HTTPAdapter):
+        """Closes each connection once its answer is read. Asking with ``Connection: close``
+        is not enough: a server need not say it will close (RFC 9112 makes that a SHOULD;
+        Python's http.server does not), and a pooled connection reused in the moment before
+        its close arrives fails with "Remote end closed connection without response"."""
+
+        def send(self, request, stream=False, **kwargs):
+            response = super().send(request, stream=stream, **kwargs)
+            if not stream:
+                connection = response.raw.connection
+                response.content  # noqa: B018 - read whole: urllib3 then pools the connection
+                if connection is not None:
+                    connection.close()  # the pool opens a new one for the next request
+            return response
+
+    return ClosingAdapter
 
 
 ARTIFACTS_API = "/api/2.0/mlflow-artifacts/artifacts"

@@ -65,10 +65,14 @@ def test_run_context_tags_are_mlflows_without_mlflow(tmp_path):
 
 
 # -- credential rules ---------------------------------------------------------------------------
-def _echo_headers(connections: list | None = None):
+def _echo_headers(connections: list | None = None, linger: float = 0):
     """A loopback HTTP/1.1 server (it keeps a connection open unless asked to close) answering
-    every request with the headers it got, as JSON; each new connection goes in ``connections``."""
+    every request with the headers it got, as JSON; each new connection goes in ``connections``.
+    With ``linger``, a connection it closes stays open that long after the answer, without a
+    ``Connection: close`` header (allowed: a SHOULD in RFC 9112): a client that reuses it sends
+    into a socket nobody reads, and gets "Remote end closed connection without response"."""
     import http.server
+    import time
 
     class Echo(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -77,6 +81,10 @@ def _echo_headers(connections: list | None = None):
             if connections is not None:
                 connections.append(self.client_address)
             super().setup()
+
+        def finish(self):
+            super().finish()
+            time.sleep(linger)
 
         def _echo(self):
             self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -101,7 +109,7 @@ def test_each_request_to_a_plain_http_server_has_its_own_connection():
     from azml_compat._rest import RestClient
 
     connections = []
-    server, url = _echo_headers(connections)
+    server, url = _echo_headers(connections, linger=0.5)
     try:
         client = RestClient(url)
         answers = [client.call("runs/get", body={"run_id": str(i)}) for i in range(3)]
