@@ -119,11 +119,14 @@ def serve_loopback(handler):
 
 @pytest.fixture(autouse=True)
 def azml_home(tmp_path, monkeypatch) -> Path:
-    """In-process loggers journal under the test's own folder, never in ~/.azml."""
+    """In-process loggers journal under the test's own folder, never in ~/.azml, and run there."""
     home = tmp_path / "azml-home"
     monkeypatch.setenv("AZML_HOME", str(home))
     # Legacy scripts make their share directory (AZUREML_NATIVE_SHARE_DIRECTORY) under ~.
     monkeypatch.setenv("AZML_SHARE_DIRECTORY", str(tmp_path / "azml-share"))
+    # And in-process work runs in the test's folder: MLflow resolves the default artifact root
+    # (./mlruns) and we make ./outputs against the process's folder, never the checkout's.
+    monkeypatch.chdir(tmp_path)
     return home
 
 

@@ -1,6 +1,7 @@
 """Legacy scripts run as real processes: run resolution, statuses, outputs/, fork, exit."""
 import os
 import signal
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -243,8 +244,12 @@ def test_console_script_and_namespace_package():
 
 
 def test_wheel_installs_cli_inside_azml_compat(tmp_path):
+    # Built from a copy: setuptools writes build/ (and egg-info) into the tree it builds.
+    source = tmp_path / "source"
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(
+        ".git", "build", "*.egg-info", "__pycache__", ".*_cache", ".hypothesis", "mlruns"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                    "-w", str(tmp_path), str(REPO)], check=True, capture_output=True, timeout=300)
+                    "-w", str(tmp_path), str(source)], check=True, capture_output=True, timeout=300)
     import zipfile
 
     (wheel,) = tmp_path.glob("azml_compat-*.whl")
