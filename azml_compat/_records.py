@@ -61,8 +61,8 @@ class RunSpec:
     # a forked child, which waits for its parent's run (found by key) instead of making one.
     owned: bool | None = None
     # True while no run can hold ``run_key`` yet: the key was just made by this process and no
-    # creation was tried. The first creation then skips the key lookup (a ~90 ms search on
-    # MLflow's server, a quarter of a short script's wait); the store clears it before trying.
+    # creation was tried. The first creation then skips the key lookup (a runs/search, 30-90 ms
+    # on MLflow's default server, measured); the store clears it before trying.
     # False for a spec rebuilt from a journal: that process may have created the run.
     new_key: bool = False
 
