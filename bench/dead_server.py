@@ -6,7 +6,6 @@ line. Target: each within 15 s.
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import socket
@@ -14,6 +13,11 @@ import subprocess
 import sys
 import tempfile
 import time
+
+if not __package__:  # run as a file: bench/__init__.py did not put tests/ on sys.path
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                    "tests"))
+from dead_server_commands import COMMANDS, command  # noqa: E402 - the table the tests check
 
 GUARD = 120  # seconds before a command is called hung and killed
 
@@ -30,28 +34,6 @@ def _env(uri: str, folder: str, **extra) -> dict:
     env.update(MLFLOW_TRACKING_URI=uri, MLFLOW_EXPERIMENT_NAME="bench", HOME=folder,
                AZML_HOME=os.path.join(folder, "home"), **extra)
     return env
-
-
-def _commands(folder: str) -> dict:
-    script = os.path.join(folder, "train.py")
-    with open(script, "w") as fh:
-        fh.write("print('ran')\n")
-    link = os.path.join(folder, "model.link")
-    with open(link, "w") as fh:
-        json.dump({"name": "m", "version": "1"}, fh)
-    run = "0" * 32
-    return {
-        "history list": ["history", "list"],
-        "history last": ["history", "last"],
-        "history info": ["history", "info", "-r", run],
-        "history info -a": ["history", "info", "-r", run, "-a", "driver_log"],
-        "history download": ["history", "download", "-r", run, "-d", os.path.join(folder, "d")],
-        "history compare": ["history", "compare", "-r", run, "-r", "1" * 32],
-        "history promote": ["history", "promote", "-r", run, "-ap", "outputs", "-n", "m"],
-        "asset download": ["asset", "download", "-l", link, "-d", os.path.join(folder, "a")],
-        "submit": ["submit", script],
-        "sync (1 journal)": ["sync"],
-    }
 
 
 def _leave_a_journal(uri: str, folder: str) -> None:
@@ -85,13 +67,11 @@ def main() -> int:
                "hung server": f"http://127.0.0.1:{hung.getsockname()[1]}"}
     print(f"{'command':<20} {'server':<12} {'seconds':>8} {'exit':>5}  lines  first line")
     worst = 0.0
-    with tempfile.TemporaryDirectory(prefix="azml-dead-") as folder:
-        names = list(_commands(folder))
     try:
-        for name in names:
+        for name in COMMANDS:
             for kind, uri in servers.items():
                 with tempfile.TemporaryDirectory(prefix="azml-dead-") as folder:
-                    args = _commands(folder)[name]
+                    args = command(name, folder)
                     elapsed, code, err = measure(azml, uri, name, args, folder)
                 worst = max(worst, elapsed)
                 line = (err[0] if err else "")[:90]

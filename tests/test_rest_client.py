@@ -13,6 +13,8 @@ import time
 import pytest
 
 from conftest import clean_env, free_port, serve_loopback
+from dead_server_commands import COMMANDS
+from dead_server_commands import command as dead_server_command
 
 LEGACY_SCRIPT = """
 import atexit, sys
@@ -224,26 +226,6 @@ def closed_port():
     return f"http://127.0.0.1:{free_port()}"
 
 
-def cli_commands(tmp_path) -> dict:
-    script = tmp_path / "train.py"
-    script.write_text("print('ran')\n")
-    link = tmp_path / "model.link"
-    link.write_text(json.dumps({"name": "m", "version": "1"}))
-    run = "0" * 32
-    return {
-        "list": ["history", "list"],
-        "last": ["history", "last"],
-        "info": ["history", "info", "-r", run],
-        "info-artifact": ["history", "info", "-r", run, "-a", "driver_log"],
-        "download": ["history", "download", "-r", run, "-d", str(tmp_path / "dl")],
-        "compare": ["history", "compare", "-r", run, "-r", "1" * 32],
-        "promote": ["history", "promote", "-r", run, "-ap", "outputs", "-n", "m"],
-        "asset": ["asset", "download", "-l", str(link), "-d", str(tmp_path / "asset")],
-        "submit": ["submit", str(script)],
-        "sync": ["sync"],
-    }
-
-
 def _env(uri, tmp_path, **extra):
     return clean_env(MLFLOW_TRACKING_URI=uri, AZML_HOME=tmp_path / "home", HOME=tmp_path,
                      MLFLOW_EXPERIMENT_NAME="e", **extra)
@@ -271,13 +253,12 @@ def _run_azml(args, uri, tmp_path):
 
 
 @pytest.mark.parametrize("server", ["closed_port", "hung_server"])
-@pytest.mark.parametrize("command", ["list", "last", "info", "info-artifact", "download",
-                                     "compare", "promote", "asset", "submit", "sync"])
+@pytest.mark.parametrize("command", list(COMMANDS))
 def test_every_command_ends_in_one_line_naming_a_dead_server(request, tmp_path, server, command):
     uri = request.getfixturevalue(server)
     if command == "sync":
         _leave_a_journal(uri, tmp_path)
-    args = cli_commands(tmp_path)[command]
+    args = dead_server_command(command, tmp_path)
     proc, elapsed = _run_azml(args, uri, tmp_path)
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode != 0, f"{command}: exit 0 after {elapsed:.1f} s\n{proc.stderr}"
