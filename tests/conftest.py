@@ -244,16 +244,13 @@ def server_store(request, tmp_path) -> Store:
 
 
 @pytest.fixture
-def make_logger(store, monkeypatch):
+def make_logger(store):
     """An in-process logger on ``store`` (a fresh session, not the process singleton)."""
     from azml_compat._config import Settings
     from azml_compat._logger import AzureMLLogger
     from azml_compat._session import Session, run_spec
 
     sessions = []
-    # A script logs from its project folder: MLflow resolves the default store's artifact root
-    # (./mlruns) and we make ./outputs against the process's folder, not the repository's.
-    monkeypatch.chdir(store.workdir)
 
     def make(**settings):
         cfg = Settings(cwd=str(store.workdir), tracking_uri=store.uri,
