@@ -162,3 +162,23 @@ class MlflowStore:
 
     def end_run(self, run_id: str, status: str, end_time_ms: int) -> None:
         self.client.set_terminated(run_id, status, end_time=end_time_ms)
+
+
+class LazyClient:
+    """For a store that shares ``MlflowStore``'s logic but not its ``__init__`` (which imports
+    MLflow): ``client`` is an ``MlflowClient`` made, and MLflow imported, only on first use
+    (uploads to an artifact store only MLflow knows: S3, Azure Blob, ...)."""
+
+    tracking_uri: str
+    _mlflow_client = None
+
+    @property
+    def client(self):
+        if self._mlflow_client is None:
+            from .._workbench_env import import_mlflow_quietly
+
+            import_mlflow_quietly()
+            from mlflow.tracking import MlflowClient
+
+            self._mlflow_client = MlflowClient(self.tracking_uri)
+        return self._mlflow_client

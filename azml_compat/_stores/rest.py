@@ -14,7 +14,7 @@ from .._records import RunSpec
 from .._rest import LOGGING_TIMEOUT, RestClient, proxied_root
 from .base import (PermanentError, StoreError, _first_run, _key_filter, _never_sent,
                    check_artifact_name, experiment_tags, open_source)
-from .mlflow_client import MlflowStore
+from .mlflow_client import LazyClient, MlflowStore
 
 
 def _json_number(value: float):
@@ -26,7 +26,7 @@ def _json_number(value: float):
     return value
 
 
-class RestStore(MlflowStore):
+class RestStore(LazyClient, MlflowStore):
     """An ``http(s)://`` tracking server, spoken to through ``RestClient``: no MLflow import.
 
     MLflow's client retries each request itself for minutes (urllib3, 7 retries); here every
@@ -55,20 +55,7 @@ class RestStore(MlflowStore):
         self.CONCURRENCY = concurrency or self.CONCURRENCY
         self.http = RestClient(tracking_uri, timeout=self.TIMEOUT)  # every request goes through it
         self.http.warm_up()  # made while a fork waits for it (the sender's connect is gated)
-        self._mlflow_client = None
         self._unanswered_create = None  # monotonic time a runs/create went out unanswered
-
-    @property
-    def client(self):
-        """``MlflowClient``, made (and MLflow imported) only for artifacts it must upload."""
-        if self._mlflow_client is None:
-            from .._workbench_env import import_mlflow_quietly
-
-            import_mlflow_quietly()
-            from mlflow.tracking import MlflowClient
-
-            self._mlflow_client = MlflowClient(self.tracking_uri)
-        return self._mlflow_client
 
     def _call(self, endpoint: str, method: str = "POST", body: dict | None = None) -> dict:
         answer = self.http.call(endpoint, method, body, timeout=self.TIMEOUT)

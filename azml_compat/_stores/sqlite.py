@@ -45,11 +45,13 @@ def lock_path(path: str) -> str:
     return os.path.join(folder, f".{name}.lock")
 
 
-def prepare(uri: str) -> None:
+def prepare(uri: str, make=None, verify=None) -> None:
     """Make sure the SQLite database ``uri`` names exists complete before MLflow opens it.
 
-    Nothing to do for other stores. Raises IncompleteDatabase for a database MLflow would try
-    to migrate in place (half made, older or newer schema).
+    Nothing to do for other stores. ``make(path)`` creates a new database at ``path`` (by
+    default MLflow's migrations; ``sqlite_write`` replays its pinned schema instead) and
+    ``verify(path)`` checks the one found (by default ``check``). Raises IncompleteDatabase for
+    a database MLflow would try to migrate in place (half made, older or newer schema).
     """
     path = sqlite_path(uri)
     if path is None:
@@ -61,10 +63,10 @@ def prepare(uri: str) -> None:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)  # released by the kernel if this process dies
             if not _has_tables(path):
-                _build(path)
+                _build(path, make or _migrate)
         finally:
             os.close(fd)
-    check(path)
+    (verify or check)(path)
 
 
 def _has_tables(path: str) -> bool:
@@ -99,15 +101,15 @@ def _read(path: str):
         db.close()
 
 
-def _build(path: str) -> None:
-    """Create and fully migrate a new database as ``.<name>.azml-build-<pid>``, then move it to
-    ``path`` atomically. Runs under the lock, so any older build file is a dead process's."""
+def _build(path: str, make) -> None:
+    """Create a complete new database (``make``) as ``.<name>.azml-build-<pid>``, then move it
+    to ``path`` atomically. Runs under the lock, so any older build file is a dead process's."""
     folder, name = os.path.split(path)
     for stale in glob.glob(os.path.join(glob.escape(folder), f".{glob.escape(name)}{BUILD_TAG}*")):
         _remove(stale)
     temp = os.path.join(folder, f".{name}{BUILD_TAG}{os.getpid()}")
     try:
-        _migrate("sqlite:///" + temp)
+        make(temp)
         for suffix in SIDE_FILES:
             if os.path.exists(temp + suffix):  # would hold committed pages the file lacks
                 raise IncompleteDatabase(f"building {path}: SQLite left {temp + suffix} behind")
@@ -123,8 +125,8 @@ def _build(path: str) -> None:
         _remove(temp)
 
 
-def _migrate(uri: str) -> None:
-    """Let MLflow create and migrate the database at ``uri``, exactly as opening it would.
+def _migrate(path: str) -> None:
+    """Let MLflow create and migrate the database at ``path``, exactly as opening it would.
 
     The store is built the way ``MlflowClient`` builds it, so the Default experiment gets the
     artifact location MLflow would give it (``./mlruns`` of this process, or the server's root).
@@ -132,6 +134,7 @@ def _migrate(uri: str) -> None:
     from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
     from mlflow.tracking._tracking_service.utils import _get_sqlalchemy_store
 
+    uri = "sqlite:///" + path
     store = _get_sqlalchemy_store(uri, None)
     # Close every connection (the rollback journal goes with the last one) and forget the
     # engine MLflow cached for this name, which is about to disappear.
