@@ -134,6 +134,9 @@ ALLOWED_ENVIRON = {
     ("cli/_output.py", "terminal_width"): "COLUMNS: the terminal's width",
     ("_stores/sqlite_read.py", "open"): "MLFLOW_ENABLE_WORKSPACES: MLflow's own switch, which "
                                         "changes what its SQLite store answers",
+    ("_stores/sqlite_write.py", "options_understood"): "MLflow's own switches that change what "
+                                                        "its SQLite store writes: MLflow's "
+                                                        "store then writes",
     ("_rest.py", "__init__"): "MLflow's own client variables (credentials, TLS), read as its "
                               "client reads them, when a client is made",
     ("_rest.py", "_truthy"): "the same, for MLflow's yes/no variables (MLFLOW_TRACKING_INSECURE_TLS)",

@@ -123,6 +123,8 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, (OSError, TimeoutError)):  # includes requests' and urllib3's errors
         return True
     kind = type(exc)
+    if kind.__module__ == "sqlite3":  # SQLITE_BUSY past the busy timeout, a full disk, ...
+        return kind.__name__ == "OperationalError"
     return kind.__module__.startswith("sqlalchemy") and kind.__name__ in (
         "OperationalError", "TimeoutError", "DisconnectionError")
 

@@ -10,7 +10,9 @@ and ``os.replace``-s it into place: the real name only ever holds a complete dat
 wait on the lock, then open the finished file. A database that exists but is not at MLflow's
 head revision is not migrated blindly: it gets one error saying what to do.
 
-Called from the worker thread (library) and the CLI, never from ``log()``: it imports MLflow.
+Called from the worker thread (library) and the CLI, never from ``log()``. The default build
+(MLflow's migrations) and check (its head revision) import MLflow; ``sqlite_write`` passes its
+own, which replay the pinned schema and read the revision with ``sqlite3`` alone.
 """
 from __future__ import annotations
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import math
 import os
 import posixpath
@@ -46,7 +47,7 @@ from urllib.parse import quote, unquote, urlparse, urlunparse
 
 from .._context import context_tags
 from .._exceptions import StoreError
-from .._keys import is_valid_key
+from .._keys import _INVALID_CHAR, is_valid_key
 from .._paths import clean_artifact_path
 from .._records import RunSpec
 from .base import (PermanentError, _first_run, _key_filter, check_artifact_name, experiment_tags,
@@ -313,8 +314,8 @@ class SqliteStore(LazyClient, MlflowStore):
         return _first_run([(start or 0, run_id) for start, run_id in found])
 
     def log_params(self, run_id: str, params: dict) -> None:
-        checked = [(_checked_key(key, "Param key"), _cut(str(value), MAX_PARAM_VALUE))
-                   for key, value in params.items()]
+        checked = [(_checked_key(key, f"params[{index}].key"), _cut(str(value), MAX_PARAM_VALUE))
+                   for index, (key, value) in enumerate(params.items())]
         with self._write() as db:
             self._run(db, run_id)
             existing = dict(db.execute("SELECT key, value FROM params WHERE run_uuid = ?",
@@ -447,11 +448,22 @@ def _plugin_claims_sqlite() -> bool:
     return bool(plugin_schemes() & {"sqlite"})
 
 
-def _checked_key(key: str, what: str) -> str:
-    if not isinstance(key, str) or not is_valid_key(key) or len(key) > MAX_KEY:
-        raise _invalid(f"Invalid value {key!r} for parameter '{what}' supplied: names may only "
-                       "contain alphanumerics, underscores (_), dashes (-), periods (.), spaces "
-                       "( ), colon(:) and slashes (/), and be at most 250 characters")
+def _invalid_value(path: str, value, message: str) -> StoreError:
+    """MLflow's ``invalid_value`` message (the value as compact JSON)."""
+    shown = json.dumps(value, sort_keys=True, separators=(",", ":"), default=repr)
+    return _invalid(f"Invalid value {shown} for parameter '{path}' supplied: {message}")
+
+
+def _checked_key(key: str, path: str) -> str:
+    """``key`` if MLflow takes it as a metric, param or tag name, else MLflow's refusal."""
+    if not isinstance(key, str) or not key or len(key) > MAX_KEY:
+        raise _invalid_value(path, key, f"Names must be 1 to {MAX_KEY} characters long.")
+    if not is_valid_key(key):
+        raise _invalid_value(path, key, (
+            "Names may only contain alphanumerics, underscores (_), dashes (-), periods (.), "
+            "spaces ( ), colon(:) and slashes (/)." if _INVALID_CHAR.search(key) else
+            "Names may be treated as files in certain cases, and must not resolve to other "
+            f"names when treated as such. This name would resolve to {posixpath.normpath(key)!r}"))
     return key
 
 
@@ -462,16 +474,17 @@ def _cut(value: str, limit: int) -> str:
 
 def _metric_row(run_id: str, index: int, key: str, value, timestamp, step) -> tuple:
     """``(key, value, timestamp, run_uuid, step, is_nan)`` as MLflow's store stores it."""
-    _checked_key(key, f"metrics[{index}].name")
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise _invalid(f"Invalid value {value!r} for parameter 'metrics[{index}].value' "
-                       "supplied: Please specify value as a valid double (64-bit floating point)")
+    path = f"metrics[{index}]"
+    _checked_key(key, path + ".name")
+    if not isinstance(value, (int, float)):  # a bool is taken (MLflow's client stores 1.0)
+        raise _invalid_value(path + ".value", value, f"(timestamp={timestamp}). Please "
+                             "specify value as a valid double (64-bit floating point)")
     if isinstance(timestamp, bool) or not isinstance(timestamp, int) or timestamp < 0:
-        raise _invalid(f"Invalid value {timestamp!r} for parameter 'metrics[{index}].timestamp'"
-                       " supplied: Timestamp must be a nonnegative long (64-bit integer)")
+        raise _invalid_value(path + ".timestamp", timestamp, f"metric '{key}' (value="
+                             f"{value}). Timestamp must be a nonnegative long (64-bit integer) ")
     if isinstance(step, bool) or not isinstance(step, int):
-        raise _invalid(f"Invalid value {step!r} for parameter 'metrics[{index}].step' "
-                       "supplied: Step must be a valid long (64-bit integer)")
+        raise _invalid_value(path + ".step", step, f"metric '{key}' (value={value}). "
+                             "Step must be a valid long (64-bit integer).")
     value = float(value)
     if math.isnan(value):
         return key, 0.0, timestamp, run_id, step, 1
