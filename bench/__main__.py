@@ -109,9 +109,13 @@ def _footprint_rows(store: Store, workdir: str, selected: set) -> list[dict]:
         plain, ours, theirs = r["plain"], r["ours"], r["mlflow"]
         over = {k: ours[k] - plain[k] for k in ("wall_s", "cpu_s", "rss_mb")}
         mlflow_over = {k: theirs[k] - plain[k] for k in ("wall_s", "cpu_s", "rss_mb")}
+        # On SQLite the targets are wall and peak RSS (the store is written in-process, its
+        # CPU is the script's own); on a server all three.
+        targeted = {"server": {"wall_s", "cpu_s", "rss_mb"}, "sqlite": {"wall_s", "rss_mb"}}
         for key, unit, limit, label in (("wall_s", "s", 0.3, "wall"), ("cpu_s", "s", 0.3, "CPU"),
                                         ("rss_mb", "MB", 40, "peak RSS")):
             digits = 0 if unit == "MB" else 2
+            target = key in targeted.get(store.name, ())
             rows.append(_row(store.name, f"8 one-line script `log(\"a\", 1)`, {label}",
                              f"{label} over a plain script ({unit}), whole process",
                              f"+{over[key]:.{digits}f} ({ours[key]:.{digits}f}; plain "
@@ -120,28 +124,32 @@ def _footprint_rows(store: Store, workdir: str, selected: set) -> list[dict]:
                              f"({theirs[key]:.{digits}f})",
                              f"{over[key] / mlflow_over[key]:.2f}x MLflow's overhead"
                              if mlflow_over[key] > 0 else "",
-                             f"<= {limit} {unit} over plain" if store.name == "server" else "report",
-                             over[key] <= limit if store.name == "server" else True))
+                             f"<= {limit} {unit} over plain" if target else "report",
+                             over[key] <= limit if target else True))
     if "8" in selected and store.name == "sqlite":
         r = footprint.case_new_folder(store, workdir)
-        ours, theirs = r["ours"], r["mlflow"]
+        ours, theirs, plain = r["ours"], r["mlflow"], r["plain"]
+        over = ours["wall_s"] - plain["wall_s"]
         rows.append(_row(store.name, "8 one-line script in a new folder (creates mlflow.db)",
-                         "wall s (script's own lines s) / peak RSS MB",
-                         f"{ours['wall_s']:.2f} ({ours['caller_s']:.3f}) / {ours['rss_mb']:.0f}",
-                         f"mlflow.log_metric one line {theirs['wall_s']:.2f} "
-                         f"({theirs['caller_s']:.2f}) / {theirs['rss_mb']:.0f}",
-                         f"{ours['wall_s'] / theirs['wall_s']:.2f}x MLflow's wall", "report", True))
+                         "wall over a plain script s (script's own lines s) / peak RSS MB",
+                         f"+{over:.2f} ({ours['wall_s']:.2f}; {ours['caller_s']:.3f}) / "
+                         f"{ours['rss_mb']:.0f}",
+                         f"mlflow.log_metric one line +{theirs['wall_s'] - plain['wall_s']:.2f} "
+                         f"({theirs['wall_s']:.2f}; {theirs['caller_s']:.2f}) / "
+                         f"{theirs['rss_mb']:.0f}",
+                         f"{ours['wall_s'] / theirs['wall_s']:.2f}x MLflow's wall",
+                         "<= 0.5 s over plain", over <= 0.5))
     if "9" in selected:
         r = footprint.case_points(store, workdir)
         ours, theirs = r["ours"], r["mlflow"]
+        limit = {"server": 0.7, "sqlite": 0.2}[store.name]
         ratio = ours["wall_s"] / theirs["wall_s"]
         rows.append(_row(store.name, "9 20k points, whole script until stored",
                          "wall s / CPU s / peak RSS MB, whole process",
                          f"{ours['wall_s']:.2f} / {ours['cpu_s']:.2f} / {ours['rss_mb']:.0f}",
                          f"start_run + log_batch(1000) script {theirs['wall_s']:.2f} / "
                          f"{theirs['cpu_s']:.2f} / {theirs['rss_mb']:.0f}",
-                         f"{ratio:.2f}x MLflow's wall", "<= 0.7x" if store.name == "server" else "report",
-                         ratio <= 0.7 if store.name == "server" else True))
+                         f"{ratio:.2f}x MLflow's wall", f"<= {limit}x", ratio <= limit))
     if "6" in selected and store.name == "sqlite":
         r = footprint.case_history_list_sqlite(workdir)
         for n, m in r.items():

@@ -190,8 +190,8 @@ def case_new_folder(store, workdir: str) -> dict:
     creates it (~68 migrations). ``caller_s`` is the time the script's own two lines took:
     what the first-run database creation costs the caller, as opposed to the process exit."""
     root = tempfile.mkdtemp(prefix="new-folder-", dir=workdir)
-    result = _alternate({"ours": OURS_ONE_LINE, "mlflow": MLFLOW_ONE_LINE}, store, root,
-                        REPEAT_NEW_FOLDER, new_folder=True)
+    result = _alternate({"plain": PLAIN, "ours": OURS_ONE_LINE, "mlflow": MLFLOW_ONE_LINE},
+                        store, root, REPEAT_NEW_FOLDER, new_folder=True)
     for name in ("ours", "mlflow"):
         for folder in result[name]["folders"]:
             counts = _stored(f"sqlite:///{os.path.join(folder, 'mlflow.db')}",

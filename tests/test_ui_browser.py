@@ -77,18 +77,35 @@ def _save(page, tmp_path, name: str) -> None:
 def test_the_mlflow_ui_shows_a_workbench_run(server_store, browser_page, tmp_path):
     proc = server_store.run_script(SCRIPT, "0.01", AZML_QUIET="0")  # the line saying where
     run = server_store.only_run()
+    _shows_the_run(browser_page, server_store.uri, run, proc, server_store.uri, tmp_path)
+
+
+def test_the_mlflow_ui_shows_a_run_the_sqlite_default_wrote(sqlite_store, browser_page, tmp_path):
+    """The embedded default is written with ``sqlite3`` alone: ``mlflow ui`` on that file
+    shows the run as it shows one MLflow's store wrote."""
+    from conftest import MlflowServer
+
+    proc = sqlite_store.run_script(SCRIPT, "0.01", AZML_QUIET="0")
+    run = sqlite_store.only_run()
+    with MlflowServer(tmp_path / "ui", backend_uri=sqlite_store.uri) as server:
+        _shows_the_run(browser_page, server.url, run, proc, "http://127.0.0.1:5000", tmp_path,
+                       save=False)
+
+
+def _shows_the_run(page, url: str, run, proc, printed: str, tmp_path, save: bool = True) -> None:
+    """The experiment's runs, the run's overview and its charts, from the UI at ``url``;
+    ``printed`` is the address the script's exit line gave for the UI."""
     experiment, run_id = run.info.experiment_id, run.info.run_id
-    url = server_store.uri
-    page = browser_page
+    _save_page = _save if save else (lambda *args: None)
 
     # The link the docs give: the experiment's training runs, named after script and arguments.
     page.goto(f"{url}/#/experiments/{experiment}/runs?workflowType=machine_learning")
     page.get_by_text("train.py 0.01").first.wait_for()
-    _save(page, tmp_path, "ui-experiment-runs.png")
+    _save_page(page, tmp_path, "ui-experiment-runs.png")
 
     # The link printed at exit: the run's page with its description.
-    (link,) = [word for line in proc.stderr.splitlines() if "/#/experiments/" in line
-               for word in line.split() if word.startswith(url)]
+    (link,) = [word.replace(printed, url) for line in proc.stderr.splitlines()
+               if "/#/experiments/" in line for word in line.split() if word.startswith(printed)]
     page.set_viewport_size({"width": 1440, "height": 1500})  # the whole overview
     page.goto(link)
     page.get_by_text("Workbench run of").first.wait_for()
@@ -96,7 +113,7 @@ def test_the_mlflow_ui_shows_a_workbench_run(server_store, browser_page, tmp_pat
     page.get_by_text("accuracy (%)").first.wait_for()  # the note's table of renamed names
     page.get_by_text("arg0").first.wait_for()  # the argument, a parameter
     assert page.get_by_text("Evaluation runs").count() == 0  # the training view, not GenAI's
-    _save(page, tmp_path, "ui-run-overview.png")
+    _save_page(page, tmp_path, "ui-run-overview.png")
     for bookkeeping in ("azml.script_name", "azml.run_key"):  # out of the tags list
         assert page.get_by_text(bookkeeping).count() == 0, bookkeeping
 
@@ -110,7 +127,7 @@ def test_the_mlflow_ui_shows_a_workbench_run(server_store, browser_page, tmp_pat
     # Drawn, not still loading: plotly puts each series' line in a path.js-line.
     page.locator(".js-plotly-plot path.js-line").first.wait_for()
     page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 3")
-    _save(page, tmp_path, "ui-run-charts.png")
+    _save_page(page, tmp_path, "ui-run-charts.png")
 
 
 def test_the_bare_experiment_link_follows_the_browsers_choice_not_the_experiment(

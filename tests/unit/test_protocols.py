@@ -3,6 +3,7 @@ from azml_compat._journal import Journal, JournalLike, MemoryJournal, SpilledJou
 from azml_compat._stores.base import Store
 from azml_compat._stores.mlflow_client import MlflowStore
 from azml_compat._stores.rest import RestStore
+from azml_compat._stores.sqlite_write import SqliteStore
 
 from .fakes import FakeStore, FullDiskJournal
 
@@ -19,8 +20,9 @@ def test_every_journal_is_journal_like(tmp_path):
 
 def test_every_store_is_a_store():
     # Built without __init__: that imports MLflow and opens the store.
-    for cls in (MlflowStore, RestStore):
+    for cls in (MlflowStore, RestStore, SqliteStore):
         assert isinstance(cls.__new__(cls), Store), cls.__name__
     assert isinstance(FakeStore(), Store)
     assert RestStore.FORK_GATED is False and MlflowStore.FORK_GATED is True
+    assert SqliteStore.FORK_GATED is True  # a fork waits for a call inside SQLite
     assert not isinstance(object(), Store)
