@@ -492,3 +492,36 @@ def test_a_reader_holding_the_database_open_does_not_stop_the_writes(tmp_path):
     (run,) = client.search_runs([client.get_experiment_by_name("read").experiment_id])
     history = client.get_metric_history(run.info.run_id, "loss")
     assert sorted(m.value for m in history) == [float(i) for i in range(300)]
+
+
+def test_a_kill_inside_a_write_leaves_a_database_mlflow_opens(tmp_path):
+    """SIGKILL between a batch's metrics and its latest_metrics (the transaction half done,
+    a hot journal on disk): MLflow's client and this store both open the file, roll the half
+    batch back, and see the run as it was before it."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    child = textwrap.dedent(f"""
+        import os, signal
+        from azml_compat._records import RunSpec
+        from azml_compat._stores import sqlite_write
+        store = sqlite_write.SqliteStore.open({uri!r})
+        run = store.open_run(RunSpec({uri!r}, "killed", start_time_ms={START},
+                                     run_key="d" * 32, new_key=True))
+        store.log_batch(run, [(1, "m", 1.0, {START}, 0)], [])
+        print(run, flush=True)
+        sqlite_write._update_latest = lambda *a: os.kill(os.getpid(), signal.SIGKILL)
+        store.log_batch(run, [(2, "m", 2.0, {START} + 1, 1)], [])
+    """)
+    proc = subprocess.run([sys.executable, "-c", child], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120, env=clean_env())
+    assert proc.returncode == -9, proc.stderr
+    run_id = proc.stdout.split()[0]
+    assert (tmp_path / "mlflow.db-journal").exists()  # killed with the write half done
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    assert [(m.step, m.value) for m in client.get_metric_history(run_id, "m")] == [(0, 1.0)]
+    assert client.get_run(run_id).data.metrics == {"m": 1.0}
+    store = SqliteStore.open(uri)
+    store.log_batch(run_id, [(3, "m", 3.0, START + 2, 2)], [])
+    assert store.last_steps(run_id) == {"m": 2}

@@ -54,7 +54,7 @@ from .base import (PermanentError, _first_run, _key_filter, check_artifact_name,
                    open_source)
 from .gen_schema import REVISION_LINE, SCHEMA_FILE
 from .mlflow_client import LazyClient, MlflowStore
-from .sqlite import IncompleteDatabase, prepare, sqlite_path
+from .sqlite import IncompleteDatabase, _read, prepare, sqlite_path
 from .sqlite_read import PINNED_REVISIONS, installed_head_is
 
 BUSY_TIMEOUT = 30.0  # seconds a write waits for another process's lock before it is retried
@@ -428,9 +428,10 @@ class SqliteStore(LazyClient, MlflowStore):
 
 
 def _state(path: str) -> dict:
-    """The revision of the database at ``path`` and whether it uses other workspaces."""
-    db = sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True, timeout=BUSY_TIMEOUT)
-    try:
+    """The revision of the database at ``path`` and whether it uses other workspaces. Read
+    through a read-write connection: a hot journal left by a process killed mid-write is
+    rolled back by whoever opens the file next, which a read-only one cannot do."""
+    with _read(path) as db:
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         if "alembic_version" not in tables or any(t.startswith("_alembic_tmp_") for t in tables):
             return {}
@@ -438,8 +439,6 @@ def _state(path: str) -> dict:
         other = db.execute("SELECT 1 FROM experiments WHERE workspace IS NOT NULL AND "
                            "workspace <> ? LIMIT 1", (DEFAULT_WORKSPACE,)).fetchall()
         return {"revision": rows[0][0] if len(rows) == 1 else None, "workspaces": bool(other)}
-    finally:
-        db.close()
 
 
 def _plugin_claims_sqlite() -> bool:
