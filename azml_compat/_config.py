@@ -284,13 +284,42 @@ def default_tracking_uri(cwd: str | None = None) -> str:
 
 def plugin_schemes() -> set[str]:
     """Schemes that installed plugins register as MLflow tracking stores (``azureml`` from
-    azureml-mlflow, ...), read from package metadata: MLflow itself is not imported."""
-    from importlib.metadata import entry_points
+    azureml-mlflow, ...), read from package metadata: MLflow itself is not imported.
 
+    The ``entry_points.txt`` of every ``*.dist-info``/``*.egg-info`` on ``sys.path`` is read
+    directly: ``importlib.metadata.entry_points`` took ~150 ms of a one-line script's ~190 ms
+    in the store's set-up (importing it, then parsing every distribution's metadata), and the
+    SQLite default asks on every run whether a plugin claims ``sqlite``.
+    """
+    import sys
+
+    found = set()
+    for folder in sys.path:
+        try:
+            names = os.listdir(folder or ".")
+        except OSError:
+            continue
+        for name in names:
+            if name.endswith((".dist-info", ".egg-info")):
+                found |= _entry_point_names(os.path.join(folder or ".", name, "entry_points.txt"))
+    return found
+
+
+def _entry_point_names(path: str) -> set[str]:
+    """The names under ``[mlflow.tracking_store]`` in one ``entry_points.txt`` (INI-style)."""
     try:
-        return {ep.name for ep in entry_points(group=_PLUGIN_GROUP)}
-    except Exception:  # noqa: BLE001 - a broken package's metadata must not stop the check
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except (OSError, UnicodeDecodeError):  # none, or a broken package's: it registers nothing
         return set()
+    names, inside = set(), False
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("["):
+            inside = line == f"[{_PLUGIN_GROUP}]"
+        elif inside and "=" in line and not line.startswith(("#", ";")):
+            names.add(line.split("=", 1)[0].strip())
+    return names
 
 
 def check_tracking_uri(uri: str) -> str:
