@@ -525,3 +525,11 @@ def test_a_kill_inside_a_write_leaves_a_database_mlflow_opens(tmp_path):
     store = SqliteStore.open(uri)
     store.log_batch(run_id, [(3, "m", 3.0, START + 2, 2)], [])
     assert store.last_steps(run_id) == {"m": 2}
+
+
+@pytest.mark.parametrize("form", ["sqlite:///{db}?timeout=5", "sqlite+pysqlite:///{db}",
+                                  "sqlite://", "sqlite:///:memory:"])
+def test_sqlite_uri_forms_with_options_go_to_mlflows_store(tmp_path, form):
+    """Options in the URI (SQLAlchemy's), another driver, memory: MLflow's store reads them."""
+    assert SqliteStore.open(form.format(db=tmp_path / "mlflow.db")) is None
+    assert not (tmp_path / "mlflow.db").exists()
