@@ -295,15 +295,17 @@ def test_two_processes_at_once_leave_what_mlflows_store_leaves(tmp_path):
         (folder / "train.py").write_text(TWO)
         if extra:  # MLflow's store, with the artifact root it would use anyway
             extra = {"_MLFLOW_SERVER_ARTIFACT_ROOT": str(folder / "mlruns")}
+        # The exit waits for delivery however long MLflow's migrations take on a loaded machine.
         env = clean_env(AZML_HOME=tmp_path / f"home-{name}", HOME=tmp_path / f"home-{name}",
-                        MLFLOW_EXPERIMENT_NAME="two", **extra)
+                        MLFLOW_EXPERIMENT_NAME="two", AZML_FLUSH_TIMEOUT=300, **extra)
         procs = [subprocess.Popen([sys.executable, "train.py", str(n)], cwd=folder, env=env,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                  for n in range(2)]
         for proc in procs:
             out, err = proc.communicate(timeout=300)
             assert proc.returncode == 0 and "Traceback" not in err, err
-            assert f"MLFLOW {name == 'mlflow'}" in out  # which store wrote, proven
+            assert f"MLFLOW {name == 'mlflow'}" in out, err  # which store wrote, proven
+            assert "journal" not in err, err  # everything delivered, nothing left for sync
         rows = tables(folder / "mlflow.db", str(folder))
         # Which process started first is a race: compare each run's rows as a set of runs.
         found[name] = {table: sorted(map(repr, rows[table])) for table in rows
