@@ -214,9 +214,6 @@ class SqliteStore(LazyClient, MlflowStore):
         except (sqlite3.Error, OSError, IncompleteDatabase, ValueError):
             return None
 
-    def close(self) -> None:
-        self.db.close()
-
     @contextlib.contextmanager
     def _write(self):
         """One write transaction, the database locked for writing from its first statement."""
