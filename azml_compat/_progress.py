@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 
 BYTES = "B"
 
@@ -73,3 +74,106 @@ class Progress:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class _Meter:
+    """Bytes read so far from each local file being uploaded, by any thread: a store's upload
+    reads its file through :func:`metered`, the thread drawing a bar asks :func:`read_so_far`.
+    A file's count is dropped when its reader closes (the upload is then done, or failed and
+    counted again from 0 on its retry)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._read: dict[str, int] = {}
+
+    def add(self, path: str, n: int) -> None:
+        with self._lock:
+            self._read[path] = self._read.get(path, 0) + n
+
+    def drop(self, path: str) -> None:
+        with self._lock:
+            self._read.pop(path, None)
+
+    def get(self, path: str) -> int:
+        with self._lock:
+            return self._read.get(path, 0)
+
+
+_METER = _Meter()
+
+
+class metered:
+    """``fileobj`` (opened from ``path``) whose reads are counted for :func:`read_so_far`; a
+    context manager like the file, closing it at the end."""
+
+    def __init__(self, fileobj, path: str) -> None:
+        self._file, self._path = fileobj, os.path.abspath(path)
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._file.read(size)
+        _METER.add(self._path, len(data))
+        return data
+
+    def __getattr__(self, name):  # fileno, seek, tell, ...: the file's own (requests asks)
+        return getattr(self._file, name)
+
+    def close(self) -> None:
+        _METER.drop(self._path)
+        self._file.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def read_so_far(path: str) -> int:
+    """Bytes of ``path`` an upload in progress has read (0 if none is reading it)."""
+    return _METER.get(os.path.abspath(path))
+
+
+class watching:
+    """A bar for files arriving in ``folder`` (a download MLflow or our client writes), polled
+    every 0.2 s from a thread of its own, as a context manager around the download. ``total``
+    bytes if known (else a counter with its rate). Off the terminal: no thread, nothing."""
+
+    POLL = 0.2
+
+    def __init__(self, folder: str, total: int | None, description: str) -> None:
+        self.folder, self.total, self.description = folder, total, description
+        self._stop = threading.Event()
+        self._thread = None
+        self._bar = None
+
+    def __enter__(self) -> "watching":
+        if shown():
+            self._bar = Progress(self.total, self.description)
+            self._thread = threading.Thread(target=self._poll, name="azml-progress", daemon=True)
+            self._thread.start()
+        return self
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self.POLL):
+            self._bar.set(folder_bytes(self.folder))
+
+    def __exit__(self, exc_type, *exc) -> None:
+        if self._thread is None:
+            return
+        self._stop.set()
+        self._thread.join()
+        if exc_type is None:
+            self._bar.set(folder_bytes(self.folder))
+        self._bar.close()
+
+
+def folder_bytes(folder: str) -> int:
+    """Bytes of the regular files under ``folder`` now (files vanishing meanwhile skipped)."""
+    total = 0
+    for parent, _, names in os.walk(folder):
+        for name in names:
+            try:
+                total += os.lstat(os.path.join(parent, name)).st_size
+            except OSError:
+                pass
+    return total

@@ -30,9 +30,9 @@ def seed_wide(cli, runs: int = 3) -> list[str]:
 
 def in_pty(cli, *args, columns: int, rows: int = 50, stderr=None, **env) -> tuple[int, str]:
     """``azml ARGS`` on a real pseudo-terminal of ``columns`` x ``rows``."""
-    return tty_support.in_pty([AZML, *args], cli.store.workdir,
-                              cli.store.env(HOME=str(cli.store.home), **env), columns, rows,
-                              stderr)
+    env = {"HOME": str(cli.store.home), **env}
+    return tty_support.in_pty([AZML, *args], cli.store.workdir, cli.store.env(**env), columns,
+                              rows, stderr)
 
 
 # -- formats --------------------------------------------------------------------------------
@@ -316,3 +316,23 @@ def test_bash_completion_as_documented(sqlite_cli):
     assert complete("azml", "history", "l") == ["last", "list"]
     assert complete("azml", "history", "list", "-o", "y") == ["yaml", "yamlc"]
     assert "--only-show-errors" in complete("azml", "sync", "--o")
+
+
+def test_sync_tables_keep_their_headers_at_80_columns(sqlite_cli, tmp_path):
+    """A journal of a dead server's run: `sync --list` and `sync` at 80 columns name every
+    column they show in full (a cut `Track…` names nothing), run id whole, within 80."""
+    url = f"http://127.0.0.1:{free_port()}"
+    env = {"MLFLOW_TRACKING_URI": url, "AZML_FLUSH_TIMEOUT": "1", "HOME": str(tmp_path),
+           "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}
+    sqlite_cli.store.run_script("from azureml.logging import get_azureml_logger\n"
+                                "get_azureml_logger().log('x', 1)\n", **env)
+    for args in (["sync", "--list"], ["sync", "--give-up-after", "1"]):
+        code, out = in_pty(sqlite_cli, *args, "-o", "table", columns=80, **env)
+        lines = [line for line in out.splitlines() if line and not line.startswith(
+            ("WARNING: ", "ERROR: "))]
+        header = lines[0].split()
+        assert "…" not in lines[0], out
+        assert {"Journal", "Run_id", "Pending", "State"} <= set(header), out
+        assert all(len(line) <= 80 for line in lines[:2]), out
+        assert any(line.startswith("WARNING: not shown at 80 columns: Tracking_uri")
+                   for line in out.splitlines()), out

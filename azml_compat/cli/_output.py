@@ -217,6 +217,13 @@ FORMATTERS = {"json": "format_json", "jsonc": "format_json_color", "yaml": "form
               "yamlc": "format_yaml_color", "tsv": "format_tsv", "none": "format_none"}
 
 
+def cell(value):
+    """A table transformer's value: knack leaves a null out of its row, which would move
+    that column to the end of the table, or drop it (tabulate orders columns as rows first
+    name them): an empty cell instead."""
+    return "" if value is None else value
+
+
 class Tables(list):
     """What a table transformer returns for several tables, one after the other (``info``:
     its fields, then its series), each rendered by knack, a blank line between them."""

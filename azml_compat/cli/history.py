@@ -11,7 +11,7 @@ from azml_compat._query import DEFAULT_MAX, History, HistoryError
 from azml_compat._registry import promote as register
 from azml_compat._runs import RUN_FIELDS
 
-from ._output import Tables, rendered, series_rows
+from ._output import Tables, cell as _cell, rendered, series_rows
 
 LIST_COLUMNS = ("duration", "run_id", "script_name", "start_time_utc", "status")
 
@@ -33,12 +33,6 @@ experiment_option = click.option("-e", "--experiment", metavar="NAME",
 
 def metric_names(rows: list[dict]) -> list[str]:
     return [k for k in (rows[0] if rows else {}) if k not in RUN_FIELDS]
-
-
-def _cell(value):
-    """A transformer's value: knack leaves a null out of its row, which would move that
-    column to the end of the table (tabulate orders columns as rows first name them)."""
-    return "" if value is None else value
 
 
 def list_table(rows: list[dict]) -> list:

@@ -14,7 +14,7 @@ from azml_compat._query import unreachable
 from azml_compat._sync import (DiscardError, describe, discard, find_journals, list_journals,
                                sync as sync_journals)
 
-from ._output import Unfinished, rendered
+from ._output import Unfinished, cell as _cell, rendered
 
 log = logging.getLogger("azml")
 
@@ -51,7 +51,7 @@ SYNC_COLUMNS = ("journal", "tracking_uri", "run_id", "pending", "delivered", "re
 def _table(rows: list) -> list:
     if not rows:
         log.warning("no journals to sync")
-    return [OrderedDict((k.capitalize(), row[k]) for k in SYNC_COLUMNS) for row in rows]
+    return [OrderedDict((k.capitalize(), _cell(row[k])) for k in SYNC_COLUMNS) for row in rows]
 
 
 def _age(seconds) -> str:
@@ -66,10 +66,10 @@ def _age(seconds) -> str:
 def _list_table(rows: list) -> list:
     if not rows:
         log.warning("no journals")
-    return [OrderedDict([("Journal", os.path.basename(r["journal"])), ("Run_id", r["run_id"]),
-                         ("Tracking_uri", r["tracking_uri"]), ("Pending", r["pending"]),
-                         ("Rejected", r["rejected"]), ("Age", _age(r["age_s"])),
-                         ("State", r["state"])]) for r in rows]
+    return [OrderedDict([("Journal", os.path.basename(r["journal"])),
+                         ("Run_id", _cell(r["run_id"])), ("Tracking_uri", r["tracking_uri"]),
+                         ("Pending", _cell(r["pending"])), ("Rejected", _cell(r["rejected"])),
+                         ("Age", _age(r["age_s"])), ("State", r["state"])]) for r in rows]
 
 
 def _table_or_list(rows: list) -> list:
