@@ -20,7 +20,7 @@ import click
 
 from azml_compat._config import Settings
 from azml_compat._consts import OUTPUT_FORMATS
-from azml_compat._report import StderrHandler
+from azml_compat._report import StderrHandler, install
 
 FORMATS = OUTPUT_FORMATS  # az's --output choices
 FORMAT_SETTINGS = ("AZML_OUTPUT", "AZURE_CORE_OUTPUT")  # first set wins, then the TTY decides
@@ -63,17 +63,15 @@ def _verbosity(meta, argv) -> None:
     --debug everything, other libraries' DEBUG lines included. Lines are knack's
     ``LEVEL: message`` (``LEVEL: logger: message`` with --debug), written by the logger's one
     stderr handler (``_report``), so none is printed twice. The CLI's main restores it all."""
-    logger = logging.getLogger("azml")
+    logger, handler = _reporter()
     debug = meta.get(DEBUG)
     if meta.get(QUIET):
         logger.setLevel(logging.ERROR)
         warnings.simplefilter("ignore")
     elif debug or meta.get(VERBOSE):
         logger.setLevel(logging.DEBUG if debug else logging.INFO)
-    formatter = logging.Formatter(("%(levelname)s: %(name)s: %(message)s" if debug
-                                   else "%(levelname)s: %(message)s"))
-    handler = next(h for h in logger.handlers if isinstance(h, StderrHandler))
-    handler.setFormatter(formatter)
+    handler.setFormatter(logging.Formatter(("%(levelname)s: %(name)s: %(message)s" if debug
+                                            else "%(levelname)s: %(message)s")))
     if debug and handler not in logging.getLogger().handlers:
         logging.getLogger().addHandler(handler)  # MLflow's, urllib3's: as az's --debug shows
         logging.getLogger().setLevel(logging.DEBUG)
@@ -94,11 +92,16 @@ def _say_store(argv) -> None:
     log.info("tracking store %s", uri)
 
 
+def _reporter() -> tuple:
+    """The ``azml`` logger and its one stderr handler (put back if something removed it)."""
+    logger = install()
+    return logger, next(h for h in logger.handlers if isinstance(h, StderrHandler))
+
+
 def command_logging() -> tuple:
     """Set the ``azml`` logger up as a command starts (knack's line format, WARNING), and give
     what :func:`restore_logging` needs to put it back as it was."""
-    logger, root = logging.getLogger("azml"), logging.getLogger()
-    handler = next(h for h in logger.handlers if isinstance(h, StderrHandler))
+    (logger, handler), root = _reporter(), logging.getLogger()
     saved = logger.level, handler.formatter, root.level, list(root.handlers)
     logger.setLevel(logging.WARNING)
     handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
@@ -106,8 +109,7 @@ def command_logging() -> tuple:
 
 
 def restore_logging(saved: tuple) -> None:
-    logger, root = logging.getLogger("azml"), logging.getLogger()
-    handler = next(h for h in logger.handlers if isinstance(h, StderrHandler))
+    (logger, handler), root = _reporter(), logging.getLogger()
     logger.setLevel(saved[0])
     handler.setFormatter(saved[1])
     root.setLevel(saved[2])
