@@ -211,7 +211,7 @@ SETTINGS: tuple[Setting, ...] = (
             "0: do not `gc.freeze()` after importing MLflow (see `bench/README.md`)",
             field="gc_freeze"),
     Setting("AZML_QUIET", switch, False,
-            "1: no line at exit saying where the run is (its UI page, or the `mlflow ui` command)",
+            "1: no line at exit saying where the run is (its UI page, or the `python -m mlflow ui` command)",
             field="quiet"),
     Setting("AZML_SUBMITTED_RUN", text, None,
             "set by `azml submit` for its script: the run it made, which the script describes",
@@ -223,6 +223,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("AZURE_CORE_OUTPUT", output_format, None,
             "az's own default output format, honoured when `AZML_OUTPUT` is unset",
             field="az_output"),
+    Setting("AZURE_CORE_NO_COLOR", switch, False,
+            "az's own: 1 turns off the colour of `-o jsonc`/`yamlc` (and of nothing else) "
+            "even on a terminal", field="no_color"),
 )
 BY_NAME = {setting.name: setting for setting in SETTINGS}
 _PREFIX = "AZML_"
@@ -389,6 +392,7 @@ class Settings:
     submitted_run: str | None = None
     output: str | None = None  # the `azml` commands' default -o (None: by the terminal)
     az_output: str | None = None
+    no_color: bool = False
 
     @classmethod
     def from_env(cls, names=None, *, strict: bool = False, environ=None,

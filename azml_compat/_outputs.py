@@ -4,7 +4,6 @@ from __future__ import annotations
 import logging
 import os
 import stat
-import sys
 
 ARTIFACT_DIR = "outputs"
 log = logging.getLogger("azml")
@@ -78,29 +77,15 @@ def warn_skipped(skipped, max_bytes: int) -> None:
                 "(AZML_MAX_OUTPUT_BYTES): %s", len(skipped), f"{max_bytes:,}", listed)
 
 
-class ProgressBar:
-    """A one-line bar on stderr, drawn only for a TTY and a large upload."""
+# Smaller uploads end before a bar would tell anything (a local store copies 50 MB in well
+# under a second).
+UPLOAD_BAR_BYTES = 50 * 1024 * 1024
 
-    MIN_BYTES = 50 * 1024 * 1024
-    WIDTH = 30
 
-    def __init__(self, total_bytes: int, stream=None) -> None:
-        self.stream = stream or sys.stderr
-        self.total = total_bytes
-        self.enabled = total_bytes >= self.MIN_BYTES and getattr(self.stream, "isatty", bool)()
+def uploaded(files) -> int:
+    """Bytes of ``files`` (``(handle, local_path, size)``) uploaded so far: whole files whose
+    record is delivered, and what an upload in progress has read of the others."""
+    from ._progress import read_so_far
 
-    def draw(self, done_bytes: int) -> None:
-        if not self.enabled:
-            return
-        frac = min(1.0, done_bytes / self.total) if self.total else 1.0
-        filled = int(frac * self.WIDTH)
-        bar = "#" * filled + "-" * (self.WIDTH - filled)
-        self.stream.write(
-            f"\razml: uploading outputs/ [{bar}] {done_bytes / 2**20:,.0f}/{self.total / 2**20:,.0f} MB"
-        )
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self.enabled:
-            self.stream.write("\n")
-            self.stream.flush()
+    return sum(size if handle.done() else min(size, read_so_far(path))
+               for handle, path, size in files)

@@ -106,6 +106,10 @@ def run_note(script: str, args, cwd: str, renamed: dict) -> str:
 
 
 UI_PORT = 5000  # `mlflow ui`'s default port
+# `python -m mlflow`, not `mlflow`: it needs only the interpreter that just ran the script,
+# not its scripts folder on PATH (`pip install --user` puts `mlflow` in ~/.local/bin, often
+# not on PATH; an unactivated venv has it in venv/bin).
+UI_COMMAND = "python -m mlflow ui"
 
 
 def where_line(tracking_uri: str, experiment_id: str | None, run_id: str) -> str:
@@ -126,5 +130,5 @@ def where_line(tracking_uri: str, experiment_id: str | None, run_id: str) -> str
         host = parts.netloc.rsplit("@", 1)[-1]
         base = urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))
         return f"run {run_id}: {base}/{page}"
-    return (f"run {run_id}: see it with `mlflow ui --backend-store-uri "
+    return (f"run {run_id}: see it with `{UI_COMMAND} --backend-store-uri "
             f"{shlex.quote(redact(tracking_uri))}`, then http://127.0.0.1:{UI_PORT}/{page}")

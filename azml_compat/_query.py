@@ -19,6 +19,7 @@ from ._config import Settings, tracking_uri
 from ._exceptions import HistoryError
 from ._redact import redact
 from ._paths import clean_artifact_path
+from ._progress import shown, watching
 from ._runs import (DRIVER_LOG, Page, _document_value, _number, _run_from_json, fields,
                     original_name, rows, values)
 from ._stores.base import StoreError
@@ -487,13 +488,32 @@ class History:
         else:
             self.run(run_id)
             rel, is_dir = None, True
+        # The bar's total costs a listing of each folder: only when a bar is drawn
+        total = self._bytes(run_id, rel, is_dir) if shown() else None
         target = self._proxied(run_id)
         if target is not None:
             return _fetch_into(directory, overwrite, fetch=lambda tmp: self.server.download_tree(
-                target, rel, is_dir, tmp))
+                target, rel, is_dir, tmp), total=total)
         with self._bounded():
             return _fetch_into(directory, overwrite, run_id=run_id, artifact_path=rel,
-                               tracking_uri=self.uri)
+                               tracking_uri=self.uri, total=total)
+
+    def _bytes(self, run_id: str, path: str | None, is_dir: bool) -> int | None:
+        """Bytes of the artifact file or folder ``path`` (None: all), or None if a store
+        does not say a file's size."""
+        if not is_dir:
+            entry = self.artifact(run_id, path)
+            return entry.file_size
+        total, folders = 0, [path]
+        while folders:
+            for entry in self.list_artifacts(run_id, folders.pop()):
+                if entry.is_dir:
+                    folders.append(entry.path)
+                elif entry.file_size is None:
+                    return None
+                else:
+                    total += entry.file_size
+        return total
 
     def fetch_uri(self, artifact_uri: str, directory: str, overwrite: bool = False) -> list[str]:
         """Everything under ``artifact_uri`` (a model version's) into ``directory``, as
@@ -514,18 +534,21 @@ class History:
             parent_target, name, entry.is_dir, tmp))
 
 
-def _fetch_into(directory: str, overwrite: bool, fetch=None, **download) -> list[str]:
+def _fetch_into(directory: str, overwrite: bool, fetch=None, total: int | None = None,
+                **download) -> list[str]:
     """Download into a scratch folder inside ``directory`` (with ``fetch(folder)``, else
     MLflow's ``download_artifacts(**download)``), then move the files into place, refusing to
-    replace existing files unless ``overwrite``. Returns the files written."""
+    replace existing files unless ``overwrite``. Returns the files written. On a terminal a
+    bar shows the bytes arrived (of ``total``, when known)."""
     os.makedirs(directory, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".azml-download-", dir=directory) as tmp:
-        if fetch is not None:
-            fetch(tmp)
-        else:
-            from mlflow.artifacts import download_artifacts
+        with watching(tmp, total, "azml: downloading"):
+            if fetch is not None:
+                fetch(tmp)
+            else:
+                from mlflow.artifacts import download_artifacts
 
-            download_artifacts(dst_path=tmp, **download)
+                download_artifacts(dst_path=tmp, **download)
         files = sorted(os.path.relpath(os.path.join(folder, name), tmp)
                        for folder, _, names in os.walk(tmp) for name in names)
         for rel in files:

@@ -17,7 +17,8 @@ from ._dispatcher import Dispatcher, exit_message
 from ._redact import redact, redact_text
 from ._journal import Journal, MemoryJournal, SpilledJournal
 from ._keys import KeyMap
-from ._outputs import ProgressBar, scan, warn_skipped
+from ._outputs import UPLOAD_BAR_BYTES, scan, uploaded, warn_skipped
+from ._progress import Progress, shown
 from ._sender import ForkGate, RunReady, Sender
 from ._records import (ARGUMENTS_TAG, END, FILE, FINISHED, MAX_TAG_VALUE, NAME_TAG_PREFIX,
                        SCRIPT_TAG, TAG, WORKDIR_TAG, RunSpec)
@@ -241,7 +242,7 @@ class Session:
                     files, skipped = scan(self.settings.outputs_dir, self.settings.max_output_bytes,
                                           since_ms=self.spec.start_time_ms or process_start_ms())
                     warn_skipped(skipped, self.settings.max_output_bytes)
-                    files = [(self.dispatcher.put(FILE, d, p), size) for d, p, size in files]
+                    files = [(self.dispatcher.put(FILE, d, p), p, size) for d, p, size in files]
                 if self.main and self.spec.owned:
                     self.dispatcher.put(END, self.status, now_ms())
             delivered = self._wait(files)
@@ -291,15 +292,15 @@ class Session:
                                      getattr(store, "experiment_id", None), self.run.run_id))
 
     def _wait(self, files) -> bool:
+        """Wait for the store; a large ``outputs/`` shows a byte-level bar on a terminal."""
         timeout = self.settings.flush_timeout
-        bar = ProgressBar(sum(size for _, size in files))
-        if not bar.enabled:
+        total = sum(size for _, _, size in files)
+        if total < UPLOAD_BAR_BYTES or not shown():
             return self.dispatcher.flush(timeout, stall_timeout=True)
-        while not self.dispatcher.flush(0.5, stall_timeout=True):
-            bar.draw(sum(size for handle, size in files if handle.done()))
-            if time.monotonic() - self.dispatcher.last_progress > timeout:
-                bar.close()
-                return False
-        bar.draw(bar.total)
-        bar.close()
+        with Progress(total, "azml: uploading outputs/") as bar:
+            while not self.dispatcher.flush(0.2, stall_timeout=True):
+                bar.set(max(bar.done, uploaded(files)))  # a retry reads a file again
+                if time.monotonic() - self.dispatcher.last_progress > timeout:
+                    return False
+            bar.set(total)
         return True

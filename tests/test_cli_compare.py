@@ -25,8 +25,9 @@ def test_compare_json(cli, runs):
 
 def test_compare_table_has_a_column_per_run(cli, runs):
     lines = cli("history", "compare", "--run", runs[0], "--run", runs[1], "-o", "table").stdout.splitlines()
-    assert lines[0].split() == ["Run_id", *runs]
+    assert lines[0].split() == ["Field", "Run_1", "Run_2"]
     rows = {line.split("  ")[0].strip(): line.split() for line in lines[2:]}
+    assert rows["Run_id"][-2:] == list(runs)  # whole and as they are (a header would be capitalized)
     assert rows["Accuracy"][-2:] == ["0.8", "0.9"]
     assert rows["param lr"][-2:] == ["0.1", "0.01"] and rows["param depth"][-1] == "3"
     assert "Duration" in rows and "Status" in rows

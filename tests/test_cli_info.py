@@ -77,7 +77,8 @@ def test_unknown_run(cli, run_id):
 
 
 def test_bad_query(cli, run_id):
-    one_line_error(cli("history", "info", "-r", run_id, "--query", "[?", code=1), "--query", "[?")
+    # a usage error, as az's: exit 2
+    one_line_error(cli("history", "info", "-r", run_id, "--query", "[?", code=2), "--query", "[?")
 
 
 def test_debug_shows_the_traceback(cli, run_id):

@@ -3,21 +3,18 @@ fit a terminal without cutting a run id, global options, one-line errors with az
 statuses, quiet broken pipes, ``python -m azml_compat.cli`` and examples in every help."""
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-import pty
-import select
-import struct
 import subprocess
 import sys
-import termios
+from pathlib import Path
 
 import click
 import click.testing
 import pytest
 import yaml
 from cli_support import AZML, cli, empty_db, one_line_error, sqlite_cli  # noqa: F401 - fixtures
+import tty_support
 from conftest import free_port
 
 from azml_compat.cli import main
@@ -31,30 +28,11 @@ def seed_wide(cli, runs: int = 3) -> list[str]:
     return [cli.seed(METRICS, script=f"train_with_a_long_name_{i}.py") for i in range(runs)]
 
 
-def in_pty(cli, *args, columns: int, rows: int = 50, **env) -> tuple[int, str]:
-    """``azml ARGS`` on a real pseudo-terminal of ``columns`` x ``rows`` (stdout and stderr
-    both on it, no COLUMNS variable): ``(exit status, everything it printed)``."""
-    leader, follower = pty.openpty()
-    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
-    environ = cli.store.env(HOME=str(cli.store.home), **env)
-    environ.pop("COLUMNS", None)
-    environ.pop("LINES", None)
-    proc = subprocess.Popen([AZML, *args], cwd=cli.store.workdir, env=environ, stdin=follower,
-                            stdout=follower, stderr=follower, close_fds=True)
-    os.close(follower)
-    out = b""
-    while True:  # read until the child closes the terminal (EIO on Linux)
-        ready, _, _ = select.select([leader], [], [], 120)
-        assert ready, f"azml {' '.join(args)} printed nothing for 120 s"
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        out += chunk
-    os.close(leader)
-    return proc.wait(timeout=120), out.decode().replace("\r\n", "\n")
+def in_pty(cli, *args, columns: int, rows: int = 50, stderr=None, **env) -> tuple[int, str]:
+    """``azml ARGS`` on a real pseudo-terminal of ``columns`` x ``rows``."""
+    env = {"HOME": str(cli.store.home), **env}
+    return tty_support.in_pty([AZML, *args], cli.store.workdir, cli.store.env(**env), columns,
+                              rows, stderr)
 
 
 # -- formats --------------------------------------------------------------------------------
@@ -74,6 +52,35 @@ def test_jsonc_is_coloured_on_a_terminal(sqlite_cli):
     sqlite_cli.seed({"Accuracy": 0.5})
     code, out = in_pty(sqlite_cli, "history", "last", "-o", "jsonc", columns=100)
     assert code == 0 and "\x1b[" in out and '"run_id"' in out
+    # az's switch turns it off, even on a terminal
+    code, out = in_pty(sqlite_cli, "history", "last", "-o", "jsonc", columns=100,
+                       AZURE_CORE_NO_COLOR="1")
+    assert code == 0 and "\x1b[" not in out and '"run_id"' in out
+
+
+def test_jsonc_is_plain_unless_stderr_is_a_terminal_too(sqlite_cli):
+    """knack's rule: colour needs stdout and stderr both on a terminal (`2>log` turns it off)."""
+    sqlite_cli.seed({"Accuracy": 0.5})
+    code, out = in_pty(sqlite_cli, "history", "last", "-o", "yamlc", columns=100,
+                       stderr=subprocess.DEVNULL)
+    assert code == 0 and "\x1b[" not in out and "run_id: " in out
+
+
+def test_an_empty_result_is_one_empty_line_and_a_null_one_nothing(sqlite_cli):
+    sqlite_cli.seed({"Accuracy": 0.5})
+    assert sqlite_cli("history", "list", "-o", "table", "--query", "[?status=='x']").stdout == "\n"
+    assert sqlite_cli("history", "list", "-o", "json", "--query", "[?status=='x']").stdout == "[]\n"
+    assert sqlite_cli("history", "last", "-o", "json", "--query", "nothing").stdout == ""
+
+
+def test_json_and_tsv_keys_are_sorted_as_az_sorts_them(sqlite_cli):
+    run_id = sqlite_cli.seed({"zeta": 1.5, "Accuracy": 0.5})
+    text = sqlite_cli("history", "list", "-o", "json").stdout
+    (row,) = json.loads(text)
+    assert list(row) == sorted(row) and list(row["properties"]) == sorted(row["properties"])
+    fields = sqlite_cli("history", "list", "-o", "tsv").stdout.rstrip("\n").split("\t")
+    assert fields[sorted(row).index("run_id")] == run_id
+    assert fields[sorted(row).index("status")] == "Completed"
 
 
 def test_tsv_writes_nested_values_as_az_does(sqlite_cli):
@@ -92,10 +99,11 @@ def test_tsv_writes_nested_values_as_az_does(sqlite_cli):
 def test_table_leaves_out_nested_values_as_az_does(sqlite_cli):
     run_id = sqlite_cli.seed({"Accuracy": 0.5}, args=["0.1"])
     out = sqlite_cli("history", "list", "-o", "table", "--query",
-                     "[].{id: run_id, props: properties, args: properties.arguments, "
+                     "[].{run: run_id, id: run_id, props: properties, args: properties.arguments, "
                      "acc: Accuracy, gone: attachments}").stdout
     header = out.splitlines()[0].split()
-    assert header == ["Id", "Acc"]  # first letter capitalized; objects, lists and nulls left out
+    # first letter capitalized; objects, lists, nulls and knack's skipped `id` left out
+    assert header == ["Run", "Acc"]
     assert run_id in out and "{" not in out and "[" not in out
 
 
@@ -127,11 +135,11 @@ def test_list_on_a_narrow_terminal_keeps_run_ids_whole(sqlite_cli, columns):
     code, out = in_pty(sqlite_cli, "history", "list", columns=columns)
     assert code == 0, out
     lines = out.splitlines()
-    table = [line for line in lines if not line.startswith("azml: ")]
+    table = [line for line in lines if not line.startswith("WARNING: ")]
     assert all(run_id in out for run_id in ids)
     assert max(len(line) for line in table) <= columns, out
     assert table[0].split()[-2:] == ["Run_id", "Status"]
-    note = [line for line in lines if line.startswith("azml: not shown")]
+    note = [line for line in lines if line.startswith("WARNING: not shown")]
     assert len(note) == 1 and "Start_time_utc" in note[0]  # says what it left out
 
 
@@ -197,9 +205,28 @@ def test_help_ends_with_examples(path):
 
 def test_verbose_says_how_long_the_command_ran(sqlite_cli):
     sqlite_cli.seed({"Accuracy": 0.5})
-    assert "command ran in" not in sqlite_cli("history", "list").stderr
+    assert sqlite_cli.run("history", "list").stderr == b""
     for flag in ("--verbose", "--debug"):
-        assert "command ran in" in sqlite_cli("history", "list", flag).stderr
+        err = sqlite_cli.run("history", "list", flag).stderr.decode().splitlines()
+        assert [line for line in err if "command ran in" in line] == [
+            next(line for line in err if line.startswith("INFO: ") and "command ran in" in line)
+        ], err  # once, as az's INFO line
+        assert any(line.startswith("INFO: ") and "tracking store sqlite:///" in line
+                   for line in err), err
+
+
+def test_debug_shows_debug_lines_and_verbose_does_not(sqlite_cli):
+    sqlite_cli.seed({"Accuracy": 0.5})
+    debug = sqlite_cli.run("--debug", "history", "list").stderr.decode().splitlines()
+    assert "DEBUG: azml: command line: azml --debug history list" in debug, debug
+    verbose = sqlite_cli.run("history", "list", "--verbose", "--verbose").stderr.decode()
+    assert "DEBUG" not in verbose and verbose.count("tracking store") == 1, verbose
+
+
+def test_an_invalid_query_is_a_usage_error(sqlite_cli):
+    proc = sqlite_cli.run("history", "list", "--query", "[[")
+    assert proc.returncode == 2 and proc.stdout == b""
+    one_line_error(proc, "ERROR: argument --query: invalid jmespath_type value: '[['")
 
 
 def test_global_options_before_the_command(sqlite_cli):
@@ -220,7 +247,7 @@ def test_usage_errors_are_one_line_and_exit_2(sqlite_cli, args, words):
     proc = sqlite_cli.run(*args)
     assert proc.returncode == 2 and proc.stdout == b""
     line = one_line_error(proc, *words)
-    assert line.startswith("azml: error: ")
+    assert line.startswith("ERROR: ")
 
 
 def test_broken_pipe_ends_quietly(sqlite_cli):
@@ -246,7 +273,7 @@ def test_python_m_azml_compat_cli(sqlite_cli):
     assert json.loads(proc.stdout)[0]["run_id"] == run_id
     usage = subprocess.run([sys.executable, "-m", "azml_compat.cli", "nope"], capture_output=True,
                            timeout=120, cwd=sqlite_cli.store.workdir, check=False)
-    assert usage.returncode == 2 and one_line_error(usage, "nope").startswith("azml: error:")
+    assert usage.returncode == 2 and one_line_error(usage, "nope").startswith("ERROR:")
 
 
 def test_sync_failure_prints_its_rows_then_one_line(sqlite_cli, tmp_path):
@@ -262,11 +289,50 @@ def test_sync_failure_prints_its_rows_then_one_line(sqlite_cli, tmp_path):
     assert proc.returncode == 1
     (row,) = json.loads(proc.stdout)
     assert row["state"].startswith("failed") and row["pending"] >= 1
-    errors = [line for line in proc.stderr.decode().splitlines() if "error" in line]
-    assert len(errors) == 1 and errors[0].startswith("azml: error: 1 journal(s) not delivered")
+    errors = [line for line in proc.stderr.decode().splitlines() if "ERROR" in line]
+    assert len(errors) == 1 and errors[0].startswith("ERROR: 1 journal(s) not delivered")
     assert "Error:" not in proc.stderr.decode()
     # the retry warnings on the way are warnings: --only-show-errors leaves the error alone
     quiet = sqlite_cli.run("sync", "--give-up-after", "1", "--only-show-errors", **env)
     assert quiet.returncode == 1
-    one_line_error(quiet, "azml: error:", "not delivered", "azml sync")
+    one_line_error(quiet, "ERROR:", "not delivered", "azml sync")
     assert len(store.journals()) == 1  # kept for the next sync
+
+
+# -- shell completion ---------------------------------------------------------------------------
+def test_bash_completion_as_documented(sqlite_cli):
+    """The line docs/cli.md gives, in a real bash: commands and -o's choices complete."""
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "cli.md").read_text()
+    line = 'eval "$(_AZML_COMPLETE=bash_source azml)"'
+    assert line in doc
+
+    def complete(*words: str) -> list[str]:
+        script = (f'{line}\nCOMP_WORDS=({" ".join(words)}); COMP_CWORD={len(words) - 1}\n'
+                  '_azml_completion azml; printf "%s\\n" "${COMPREPLY[@]}"')
+        proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True,
+                              timeout=120, env=sqlite_cli.store.env(), check=True)
+        return proc.stdout.split()
+
+    assert complete("azml", "history", "l") == ["last", "list"]
+    assert complete("azml", "history", "list", "-o", "y") == ["yaml", "yamlc"]
+    assert "--only-show-errors" in complete("azml", "sync", "--o")
+
+
+def test_sync_tables_keep_their_headers_at_80_columns(sqlite_cli, tmp_path):
+    """A journal of a dead server's run: `sync --list` and `sync` at 80 columns name every
+    column they show in full (a cut `Track…` names nothing), run id whole, within 80."""
+    url = f"http://127.0.0.1:{free_port()}"
+    env = {"MLFLOW_TRACKING_URI": url, "AZML_FLUSH_TIMEOUT": "1", "HOME": str(tmp_path),
+           "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}
+    sqlite_cli.store.run_script("from azureml.logging import get_azureml_logger\n"
+                                "get_azureml_logger().log('x', 1)\n", **env)
+    for args in (["sync", "--list"], ["sync", "--give-up-after", "1"]):
+        code, out = in_pty(sqlite_cli, *args, "-o", "table", columns=80, **env)
+        lines = [line for line in out.splitlines() if line and not line.startswith(
+            ("WARNING: ", "ERROR: "))]
+        header = lines[0].split()
+        assert "…" not in lines[0], out
+        assert {"Journal", "Run_id", "Pending", "State"} <= set(header), out
+        assert all(len(line) <= 80 for line in lines[:2]), out
+        assert any(line.startswith("WARNING: not shown at 80 columns: Tracking_uri")
+                   for line in out.splitlines()), out

@@ -30,10 +30,13 @@ def test_promote_file_writes_link_and_registers(cli, run_id):
 def test_promote_again_makes_version_two(cli, run_id):
     model = name()
     cli("history", "promote", "-r", run_id, "--artifact-path", "outputs/m", "--name", model)
+    promoted = cli.json("history", "promote", "-r", run_id, "-ap", "outputs/m", "-n", model)
+    assert promoted["name"] == model and promoted["version"] == "2"
     out = cli("history", "promote", "-r", run_id, "-ap", "outputs/m", "-n", model, "-o", "tsv").stdout
-    assert out.split("\t")[:3] == ["mlflow", model, "2"]
+    # az's tsv: the values in the order of the sorted keys
+    assert out.rstrip("\n").split("\t")[sorted(promoted).index("version")] == "3"
     table = cli("history", "promote", "-r", run_id, "-ap", "outputs/m", "-n", model, "-o", "table").stdout
-    assert "Version" in table and " 3" in table
+    assert "Version" in table and " 4" in table
 
 
 @pytest.mark.parametrize("prefix, words", [

@@ -138,7 +138,7 @@ def test_server_gone_at_the_end_keeps_driver_log_and_outputs_for_sync(own_server
     out, err = _finish(proc, 150)
     assert proc.returncode == 0, err
     assert out == "finished training\n"  # the run cannot be shown (-o json), and says so:
-    assert "azml: error: cannot show run" in err
+    assert "ERROR: cannot show run" in err
     (journal,) = store.journals()
     (line,) = [line for line in err.splitlines() if "not delivered" in line]
     assert str(journal) in line and "azml sync" in line
@@ -165,7 +165,7 @@ def test_run_not_created_fails_before_the_script_starts(own_server, tmp_path):
                           text=True, timeout=150, env=store.env(HOME=str(tmp_path),
                                                                 AZML_FLUSH_TIMEOUT=2))
     assert proc.returncode == 1
-    one_line_error(proc, "azml: error:", "cannot reach", own_server.url,
+    one_line_error(proc, "ERROR:", "cannot reach", own_server.url,
                    "AZML_FLUSH_TIMEOUT", "not started")
     assert not (workdir / "ran").exists()
     assert store.journals() == []  # nothing ran, so nothing is kept

@@ -25,7 +25,7 @@ def azml(store: Store, *args, code: int = 0, input=None, **env) -> subprocess.Co
 
 def one_error_line(proc: subprocess.CompletedProcess) -> str:
     lines = proc.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("azml: error: "), proc.stderr
+    assert len(lines) == 1 and lines[0].startswith("ERROR: "), proc.stderr
     return lines[0]
 
 

@@ -119,7 +119,7 @@ def test_a_bad_value_a_command_uses_is_one_error_line(sqlite_store):
                           env=store.env(AZML_HTTP_TIMEOUT="soon", HOME=str(store.home)),
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
-    assert one_line_error(proc, "AZML_HTTP_TIMEOUT='soon'").startswith("azml: error: ")
+    assert one_line_error(proc, "AZML_HTTP_TIMEOUT='soon'").startswith("ERROR: ")
 
 
 # -- one place reads the environment ------------------------------------------------------------
@@ -132,6 +132,8 @@ ALLOWED_ENVIRON = {
     ("_workbench_env.py", "notebook_path"): "JPY_SESSION_NAME: Jupyter's, names the notebook",
     ("_submit.py", "submit"): "the script's environment: ours plus its run",
     ("cli/_output.py", "terminal_width"): "COLUMNS: the terminal's width",
+    ("cli/__init__.py", "main"): "MLflow's own progress bar off by default in a command "
+                                 "(it draws when piped; ours only on a terminal)",
     ("_stores/sqlite_read.py", "open"): "MLFLOW_ENABLE_WORKSPACES: MLflow's own switch, which "
                                         "changes what its SQLite store answers",
     ("_stores/sqlite_write.py", "options_understood"): "MLflow's own switches that change what "

@@ -1,8 +1,7 @@
-"""outputs/ scanning and the upload progress bar (pure functions, real files)."""
-import io
+"""outputs/ scanning (pure functions, real files); the upload's bar: tests/test_progress.py."""
 import os
 
-from azml_compat._outputs import ProgressBar, scan
+from azml_compat._outputs import scan
 
 
 def test_scan_keeps_subfolders_skips_large_files_and_does_not_follow_folder_links(tmp_path):
@@ -23,24 +22,6 @@ def test_scan_keeps_subfolders_skips_large_files_and_does_not_follow_folder_link
 
 def test_scan_of_a_missing_folder_is_empty(tmp_path):
     assert scan(str(tmp_path / "nope"), 100) == ([], [])
-
-
-class Terminal(io.StringIO):
-    def isatty(self):
-        return True
-
-
-def test_progress_bar_only_for_a_terminal_and_a_large_upload():
-    assert not ProgressBar(ProgressBar.MIN_BYTES, io.StringIO()).enabled  # piped
-    assert not ProgressBar(ProgressBar.MIN_BYTES - 1, Terminal()).enabled  # small
-    stream = Terminal()
-    bar = ProgressBar(200 * 2**20, stream)
-    assert bar.enabled
-    bar.draw(100 * 2**20)
-    bar.close()
-    text = stream.getvalue()
-    assert text.startswith("\razml: uploading outputs/ [" + "#" * 15 + "-" * 15 + "]")
-    assert "100/200 MB" in text and text.endswith("\n")
 
 
 def test_scan_leaves_files_older_than_the_run_with_one_line(tmp_path, capsys):

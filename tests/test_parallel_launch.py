@@ -274,7 +274,7 @@ def test_a_half_made_database_gets_one_clear_error_and_nothing_is_lost(tmp_path,
                               text=True, timeout=300)
         assert proc.returncode == 1, (command, proc.stdout, proc.stderr)
         # (sync prints its journals as its result first, then the one error line)
-        errors = [line for line in proc.stderr.splitlines() if line.startswith("azml: error")]
+        errors = [line for line in proc.stderr.splitlines() if line.startswith("ERROR: ")]
         assert len(errors) == 1 and str(db) in errors[0] and advice in errors[0], proc.stderr
     assert db.read_bytes() == before
 

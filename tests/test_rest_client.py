@@ -262,7 +262,7 @@ def test_every_command_ends_in_one_line_naming_a_dead_server(request, tmp_path, 
     proc, elapsed = _run_azml(args, uri, tmp_path)
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode != 0, f"{command}: exit 0 after {elapsed:.1f} s\n{proc.stderr}"
-    assert len(lines) == 1 and lines[0].startswith("azml: error: "), (
+    assert len(lines) == 1 and lines[0].startswith("ERROR: "), (
         f"{command} after {elapsed:.1f} s:\n{proc.stderr}")
     assert uri in lines[0], f"{command} after {elapsed:.1f} s: {lines[0]}"
     if command != "submit":

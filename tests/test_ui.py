@@ -3,10 +3,14 @@ arguments as parameters, its description, bookkeeping tags hidden; and where the
 from __future__ import annotations
 
 import json
+import re
+import shlex
 import textwrap
 from types import SimpleNamespace
 
+import requests
 from cli_support import empty_db, sqlite_cli  # noqa: F401 - fixtures
+from localserver import LocalServer
 
 from azml_compat._presentation import params_from_args, run_note
 from azml_compat._records import RUN_KEY_TAG
@@ -108,12 +112,24 @@ def test_at_exit_a_server_run_says_where_it_is_in_one_line(server_store):
     assert "/#/experiments/" not in quiet.stderr
 
 
-def test_at_exit_the_embedded_default_says_how_to_open_the_run(sqlite_store):
+def test_at_exit_the_embedded_default_says_how_to_open_the_run(sqlite_store, tmp_path):
     proc = sqlite_store.run_script(SCRIPT, AZML_QUIET="0")
     run = sqlite_store.only_run()
     (line,) = [line for line in proc.stderr.splitlines() if "mlflow ui" in line]
-    assert f"mlflow ui --backend-store-uri sqlite:///{sqlite_store.workdir / 'mlflow.db'}" in line
+    command = re.search(r"`([^`]+)`", line).group(1)
+    db = sqlite_store.workdir / "mlflow.db"
+    assert command == f"python -m mlflow ui --backend-store-uri sqlite:///{db}"
     assert f"/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}" in line
+    # The command works as printed (from another folder, `python` found on PATH as a shell
+    # finds it): the UI it serves answers for the run (only host and port added, to stay on
+    # 127.0.0.1 and not clash with other tests).
+    server = LocalServer(tmp_path / "ui")
+    server.args = [*shlex.split(command), "--host", "127.0.0.1", "--port", str(server.port)]
+    with server:
+        found = requests.post(f"{server.url}/ajax-api/2.0/mlflow/runs/search", timeout=30,
+                              json={"experiment_ids": [run.info.experiment_id]}).json()
+        assert [r["info"]["run_id"] for r in found["runs"]] == [run.info.run_id]
+        assert requests.get(server.url + "/", timeout=30).status_code == 200
 
 
 def test_retry_warnings_quote_the_root_reason_whole():

@@ -20,9 +20,12 @@ def bounded_mlflow_http(timeout: float = DEFAULT_HTTP_TIMEOUT):
     MLflow's artifact clients retry each request inside one call (urllib3, 7 tries with backoff:
     496 s measured against a hung server), which made ``azml sync --give-up-after`` meaningless.
     The sender's retry policy decides instead; an `azml` command passes its own 10 s timeout so
-    it ends within 15 s on a dead server. Settings the user made are left alone.
+    it ends within 15 s on a dead server. MLflow's own tqdm bar is off too: it draws on stderr
+    even when piped (a pipeline's log got ``Downloading artifacts: 100%|...``); ours
+    (``_progress``) is drawn on a terminal only. Settings the user made are left alone.
     """
-    names = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": f"{timeout:g}"}
+    names = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": f"{timeout:g}",
+             "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
     added = [name for name in names if name not in os.environ]
     for name in added:
         os.environ[name] = names[name]

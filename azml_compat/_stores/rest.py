@@ -10,6 +10,7 @@ from urllib.parse import quote
 
 from .. import _consts
 from .._context import context_tags
+from .._progress import metered
 from .._records import RunSpec
 from .._rest import LOGGING_TIMEOUT, RestClient, proxied_root
 from .base import (PermanentError, StoreError, _first_run, _key_filter, _never_sent,
@@ -211,5 +212,7 @@ class RestStore(LazyClient, MlflowStore):
     def upload_file(self, run_id: str, artifact_dir: str, local_path: str) -> None:
         path = posixpath.join(artifact_dir, os.path.basename(local_path))
         check_artifact_name(path)
-        if not self._put_artifact(run_id, path, lambda: open_source(local_path)):
+        # Read through the meter: a bar on a terminal shows the bytes sent (_progress).
+        if not self._put_artifact(run_id, path, lambda: metered(open_source(local_path),
+                                                                local_path)):
             super().upload_file(run_id, artifact_dir, local_path)

@@ -17,7 +17,7 @@ from azml_compat._redact import redact_text
 from azml_compat._query import unreachable
 
 from ._examples import EXAMPLES
-from ._output import DEBUG, GLOBAL_OPTIONS
+from ._output import DEBUG, GLOBAL_OPTIONS, command_logging, restore_logging
 
 
 def describe(exc: BaseException) -> str:
@@ -36,20 +36,27 @@ USAGE_ERROR = 2  # az's (argparse's) exit status for a bad command line; other e
 INTERRUPTED = 130  # Ctrl-C: the shell's 128 + SIGINT (az says 1; see docs/cli.md)
 
 
+ERROR = "ERROR: "  # knack's prefix of an error line (its logger's level name)
+log = logging.getLogger("azml")
+
+
 class Azml(click.Group):
-    """Turns every error into one line on stderr, ``azml: error: ...``, with az's exit
+    """Turns every error into one line on stderr, ``ERROR: ...`` (az's), with az's exit
     statuses: 2 for a bad command line, 1 for anything else (``--debug``: the traceback)."""
 
     def main(self, args=None, prog_name=None, **extra):
         extra.pop("standalone_mode", None)
-        azml_logger = logging.getLogger("azml")
-        saved = azml_logger.level, list(azml_logger.handlers)
+        # MLflow's own tqdm bar draws on stderr even when piped; ours (_progress) replaces it,
+        # on a terminal only. The user's own setting wins. (The process is ours: a command.)
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         # A command says warnings and errors; --verbose/--debug (parsed below) lower it.
-        azml_logger.setLevel(logging.WARNING)
+        saved = command_logging()
         started = time.monotonic()
         try:
             with warnings.catch_warnings():
-                code = super().main(args, prog_name or "azml", standalone_mode=False, **extra)
+                argv = list(sys.argv[1:] if args is None else args)
+                code = super().main(argv, prog_name or "azml", standalone_mode=False,
+                                    obj={"argv": argv}, **extra)
         except click.exceptions.UsageError as exc:
             if type(exc).__name__ == "NoArgsIsHelpError":  # `azml`, `azml history`: the help
                 click.echo(exc.ctx.get_help())
@@ -64,9 +71,8 @@ class Azml(click.Group):
             code = INTERRUPTED
         finally:
             # az's --verbose line; shown only at INFO (--verbose, --debug)
-            azml_logger.info("command ran in %.3f seconds", time.monotonic() - started)
-            azml_logger.setLevel(saved[0])
-            azml_logger.handlers[:] = saved[1]
+            log.info("command ran in %.3f seconds", time.monotonic() - started)
+            restore_logging(saved)
         sys.exit(code if isinstance(code, int) else 0)
 
     def invoke(self, ctx):
@@ -93,12 +99,12 @@ def _failed(ctx, exc: BaseException):
         # The traceback's messages hold what MLflow put there, request URLs included.
         click.echo(redact_text(traceback.format_exc()).rstrip("\n"), err=True)
     else:
-        click.echo(redact_text(f"azml: error: {describe(exc)}"), err=True)
+        click.echo(redact_text(f"{ERROR}{describe(exc)}"), err=True)
     raise click.exceptions.Exit(1) from None
 
 
 def _error(message: str) -> None:
-    click.echo(redact_text(f"azml: error: {' '.join(message.split())}"), err=True)
+    click.echo(redact_text(f"{ERROR}{' '.join(message.split())}"), err=True)
 
 
 def _broken_pipe() -> int:

@@ -6,8 +6,8 @@ rendered. A command may give its own table layout, used only without ``--query``
 """
 from __future__ import annotations
 
+import collections
 import functools
-import json
 import logging
 import math
 import os
@@ -20,13 +20,14 @@ import click
 
 from azml_compat._config import Settings
 from azml_compat._consts import OUTPUT_FORMATS
-from azml_compat._exceptions import QueryError
+from azml_compat._report import StderrHandler, install
 
 FORMATS = OUTPUT_FORMATS  # az's --output choices
 FORMAT_SETTINGS = ("AZML_OUTPUT", "AZURE_CORE_OUTPUT")  # first set wins, then the TTY decides
 DEBUG = "azml.debug"
 VERBOSE = "azml.verbose"
 QUIET = "azml.only_show_errors"
+SAID = "azml.said_store"
 RUN_ID = re.compile(r"[0-9a-f]{32}")  # MLflow's run ids: never cut in a table
 SPARKS = "▁▂▃▄▅▆▇█"
 SPARK_WIDTH = 40
@@ -34,6 +35,8 @@ MIN_COLUMN = 6
 
 
 def _compile(ctx, param, value):
+    """The query compiled before anything is fetched; a bad one is a usage error (exit 2),
+    worded as az's argparse words it."""
     if value is None:
         return None
     import jmespath
@@ -41,33 +44,76 @@ def _compile(ctx, param, value):
 
     try:
         return jmespath.compile(value)
-    except JMESPathError as exc:
-        raise QueryError(f"invalid --query {value!r}: {' '.join(str(exc).split())}") from None
+    except (JMESPathError, KeyError) as exc:
+        raise click.UsageError(f"argument --query: invalid jmespath_type value: {value!r} "
+                               f"({' '.join(str(exc).split())})", ctx) from None
 
 
 def _flag(key):
     def callback(ctx, param, value):
         if value:
             ctx.meta[key] = True  # shared by the whole command line's contexts
-            _verbosity(ctx.meta)
+            _verbosity(ctx.meta, (ctx.obj or {}).get("argv", ()))
     return callback
 
 
-def _verbosity(meta) -> None:
-    """az's global verbosity for our ``azml`` logger: --only-show-errors keeps its warnings
-    (and Python's) back, --verbose shows its INFO lines, --debug everything. The CLI's main
-    restores the logger when the command ends."""
-    logger = logging.getLogger("azml")
+def _verbosity(meta, argv) -> None:
+    """az's global verbosity (knack's ``CLILogging``) for the ``azml`` logger: warnings by
+    default, --only-show-errors only errors (Python's warnings too), --verbose INFO lines,
+    --debug everything, other libraries' DEBUG lines included. Lines are knack's
+    ``LEVEL: message`` (``LEVEL: logger: message`` with --debug), written by the logger's one
+    stderr handler (``_report``), so none is printed twice. The CLI's main restores it all."""
+    logger, handler = _reporter()
+    debug = meta.get(DEBUG)
     if meta.get(QUIET):
         logger.setLevel(logging.ERROR)
         warnings.simplefilter("ignore")
-    elif meta.get(DEBUG) or meta.get(VERBOSE):
-        logger.setLevel(logging.DEBUG if meta.get(DEBUG) else logging.INFO)
-        if not any(getattr(h, "azml_cli", False) for h in logger.handlers):
-            handler = logging.StreamHandler(sys.stderr)
-            handler.azml_cli = True
-            handler.setFormatter(logging.Formatter("%(message)s"))
-            logger.addHandler(handler)
+    elif debug or meta.get(VERBOSE):
+        logger.setLevel(logging.DEBUG if debug else logging.INFO)
+    handler.setFormatter(logging.Formatter(("%(levelname)s: %(name)s: %(message)s" if debug
+                                            else "%(levelname)s: %(message)s")))
+    if debug and handler not in logging.getLogger().handlers:
+        logging.getLogger().addHandler(handler)  # MLflow's, urllib3's: as az's --debug shows
+        logging.getLogger().setLevel(logging.DEBUG)
+    if logger.isEnabledFor(logging.INFO) and not meta.get(SAID):
+        meta[SAID] = True  # once, however many times the flags are given
+        _say_store(argv)
+
+
+def _say_store(argv) -> None:
+    """--verbose: which store the command reads; --debug: the command line too. Redacted by
+    the logger's filter (a URI's password never shows)."""
+    try:
+        uri = Settings.from_env(["MLFLOW_TRACKING_URI"]).tracking_uri
+    except Exception:  # noqa: BLE001 - the command itself reports a bad setting
+        return
+    log = logging.getLogger("azml")
+    log.debug("command line: %s", " ".join(["azml", *map(str, argv)]))
+    log.info("tracking store %s", uri)
+
+
+def _reporter() -> tuple:
+    """The ``azml`` logger and its one stderr handler (put back if something removed it)."""
+    logger = install()
+    return logger, next(h for h in logger.handlers if isinstance(h, StderrHandler))
+
+
+def command_logging() -> tuple:
+    """Set the ``azml`` logger up as a command starts (knack's line format, WARNING), and give
+    what :func:`restore_logging` needs to put it back as it was."""
+    (logger, handler), root = _reporter(), logging.getLogger()
+    saved = logger.level, handler.formatter, root.level, list(root.handlers)
+    logger.setLevel(logging.WARNING)
+    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    return saved
+
+
+def restore_logging(saved: tuple) -> None:
+    (logger, handler), root = _reporter(), logging.getLogger()
+    logger.setLevel(saved[0])
+    handler.setFormatter(saved[1])
+    root.setLevel(saved[2])
+    root.handlers[:] = saved[3]
 
 
 # az's global arguments (knack's log.py): accepted by every group and command, so
@@ -135,95 +181,88 @@ class Unfinished(Exception):
         self.result, self.message = result, message
 
 
+def color_enabled() -> bool:
+    """knack's rule: colour only when stdout and stderr are both terminals, and never with
+    az's ``AZURE_CORE_NO_COLOR``."""
+    if not (sys.stdout.isatty() and sys.stderr.isatty()):
+        return False
+    return not Settings.from_env(["AZURE_CORE_NO_COLOR"], strict=True).no_color
+
+
 def emit(data, output: str | None, query=None, table=None) -> None:
+    """Print ``data`` as az prints a command's result: through knack's own formatters, with
+    the query applied as knack applies it, and ``table`` as the command's table transformer
+    (unused with ``--query``, as in az). Only a table on a terminal (or with ``COLUMNS``)
+    differs: it is fitted to the width (:func:`fit`)."""
+    from knack import output as knack_output
+    from knack.util import CommandResultItem
+
     output = (output or default_format()).lower()
     if query is not None:
-        data, table = query.search(data), None
-    color = sys.stdout.isatty()  # knack drops the colour of jsonc/yamlc when piped
-    if output in ("json", "jsonc"):
-        text = json.dumps(data, indent=2, ensure_ascii=False, default=str)
-        text = _highlight(text, "json") if output == "jsonc" and color else text
-    elif output in ("yaml", "yamlc"):
-        text = _yaml(data).rstrip("\n")
-        text = _highlight(text, "yaml") if output == "yamlc" and color else text
-    elif output == "tsv":
-        text = tsv(data)
-    elif output == "none":
-        text = ""
+        from jmespath import Options
+
+        data = query.search(data, Options(collections.OrderedDict))
+    if data is None:
+        return  # knack prints nothing for a null result (a query that matched nothing)
+    if output in ("jsonc", "yamlc") and not color_enabled():
+        output = output[:-1]  # knack's OutputProducer.get_formatter
+    if output == "table":
+        text = _table(data, table if query is None else None, query is not None)
     else:
-        text = (table or generic_table)(data)
-    if text != "":
-        click.echo(text)
+        formatter = getattr(knack_output, FORMATTERS[output])
+        text = formatter(CommandResultItem(data, is_query_active=query is not None))
+    sys.stdout.write(text)
+    sys.stdout.flush()
 
 
-def _yaml(data) -> str:
-    import yaml
-
-    return yaml.safe_dump(data, default_flow_style=False, allow_unicode=True, sort_keys=False)
+FORMATTERS = {"json": "format_json", "jsonc": "format_json_color", "yaml": "format_yaml",
+              "yamlc": "format_yaml_color", "tsv": "format_tsv", "none": "format_none"}
 
 
-def _highlight(text: str, language: str) -> str:
-    """ANSI colours as az's jsonc/yamlc draw them (pygments' terminal formatter)."""
-    try:
-        from pygments import highlight
-        from pygments.formatters import TerminalFormatter
-        from pygments.lexers import JsonLexer, YamlLexer
-    except ImportError:  # colour is a nicety: plain text is the same document
-        return text
-    lexer = JsonLexer() if language == "json" else YamlLexer()
-    return highlight(text, lexer, TerminalFormatter()).rstrip("\n")
+def cell(value):
+    """A table transformer's value: knack leaves a null out of its row, which would move
+    that column to the end of the table, or drop it (tabulate orders columns as rows first
+    name them): an empty cell instead."""
+    return "" if value is None else value
 
 
-# -- plain values -------------------------------------------------------------------------------
-def cell(value, short: bool = False) -> str:
-    """One value as table/tsv text: nested values as compact JSON, None as nothing; ``short``
-    rounds floats to 6 significant digits (tables; tsv keeps them exact)."""
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        text = f"{value:.6g}" if short else repr(value)
-    elif isinstance(value, (dict, list)):
-        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    else:
-        text = str(value)
-    return text.replace("\t", " ").replace("\n", " ")
+class Tables(list):
+    """What a table transformer returns for several tables, one after the other (``info``:
+    its fields, then its series), each rendered by knack, a blank line between them."""
 
 
-def columns(items: list) -> list:
-    seen = {}
-    for item in items:
-        seen.update(dict.fromkeys(item))
-    return list(seen)
+def _table(data, transformer, query_active: bool) -> str:
+    """knack's ``format_table`` on the result (a transformer's rows are printed as they come,
+    a plain object's keys sorted, as knack does); on a terminal the rows are fitted first."""
+    from knack.output import format_table
+    from knack.util import CommandResultItem
+
+    if transformer is not None:
+        data = transformer(data)
+    parts = data if isinstance(data, Tables) else [data]
+    width = terminal_width()
+    texts = []
+    for rows in parts:
+        if width:
+            rows = fit(_auto_rows(rows, sort=transformer is None and not query_active),
+                       width, getattr(transformer, "droppable", None))
+        final = width or transformer is not None  # knack must print these rows as they are
+        texts.append(format_table(CommandResultItem(
+            rows, table_transformer=_as_is if final else None, is_query_active=query_active)))
+    return "\n".join(texts)
 
 
-def tsv_value(value) -> str:
-    """One field as az's tsv writes it (knack's ``_TsvOutput``): a nested list is its length,
-    a nested object is empty (so rows keep their columns), anything else ``str()`` of it
-    (``None``, ``True``); tabs and newlines become spaces so a field stays one field."""
-    if isinstance(value, list):
-        return str(len(value))
-    if isinstance(value, dict):
-        return ""
-    return (value if isinstance(value, str) else str(value)).replace("\t", " ").replace("\n", " ")
+def _as_is(rows):
+    """The table transformer of rows already made (knack then neither sorts nor changes them)."""
+    return rows
 
 
-def tsv(data) -> str:
-    """One line per item (a result that is not a list is one item), values tab-separated, no
-    header (az's tsv). Objects of a list share one column order, the union of their keys, so a
-    run lacking a field still has its column."""
-    items = data if isinstance(data, list) else [data]
-    keys = columns([i for i in items if isinstance(i, dict)])
-    lines = []
-    for item in items:
-        if isinstance(item, dict):
-            lines.append("\t".join(tsv_value(item[k]) if k in item else "" for k in keys))
-        elif isinstance(item, list):
-            lines.append("\t".join(tsv_value(v) for v in item))
-        elif isinstance(item, bool):
-            lines.append(str(item).lower())
-        else:
-            lines.append(tsv_value(item))
-    return "\n".join(lines)
+def _auto_rows(data, sort: bool) -> list:
+    """knack's automatic table rows (``_TableOutput._auto_table``) for a result, so that they
+    can be fitted before knack prints them."""
+    from knack.output import _TableOutput
+
+    return _TableOutput(sort)._auto_table(data if isinstance(data, list) else [data])
 
 
 # -- tables -------------------------------------------------------------------------------------
@@ -239,85 +278,59 @@ def _uncut(text: str) -> bool:
     return bool(RUN_ID.search(text))
 
 
-def table(headers: list, body: list[list], droppable: list | None = None) -> str:
-    """tabulate's plain table, fitted to the terminal's width. First the ``droppable`` columns
-    (header names, least wanted first) are left out, as az leaves out nested values, until it
-    fits; then the widest remaining columns are cut with ``…``; a run id is never cut (the
-    table may then be wider than the terminal). A note on stderr names what was left out."""
-    import tabulate as tabulate_module
+def fit(rows: list, width: int, droppable=None) -> list:
+    """Table rows (dicts of header to scalar) narrowed to ``width`` as tabulate will lay them
+    out (two spaces between columns, a header's column two wider than its name): first the
+    ``droppable`` columns (a function of the headers, least wanted first) are left out, then
+    the widest values are cut with ``…``. Headers are never cut (a cut header names nothing),
+    nor run ids (``-r`` needs them), so the table may stay wider than the terminal. One
+    warning names what was left out."""
+    headers = list(dict.fromkeys(k for row in rows for k in row))
+    texts = [{k: str(v) for k, v in row.items()} for row in rows]
 
-    tabulate_module.MIN_PADDING = 0  # headers get no extra padding: columns fit as computed
-    headers = [str(h) for h in headers]
-    texts = [[cell(v, short=True) for v in row] for row in body]
-    width = terminal_width()
-    if width and headers:
-        sizes = [max([len(h)] + [len(r[i]) for r in texts]) for i, h in enumerate(headers)]
-        total = lambda: sum(sizes) + 2 * (len(sizes) - 1)  # noqa: E731
-        dropped = []
-        for name in droppable or ():
-            if total() <= width:
-                break
-            if name in headers and len(headers) > 1:
-                i = headers.index(name)
-                dropped.append(headers.pop(i))
-                sizes.pop(i)
-                for row in texts:
-                    row.pop(i)
-        if dropped:
-            _note(f"azml: not shown at {width} columns: {', '.join(dropped)} "
-                  "(-o json shows every field)")
-        floors = [max([MIN_COLUMN] + [len(t) for t in [h] + [r[i] for r in texts] if _uncut(t)])
-                  for i, h in enumerate(headers)]
-        while total() > width:
-            cuttable = [i for i, n in enumerate(sizes) if n > floors[i]]
-            if not cuttable:
-                break
-            widest = max(cuttable, key=lambda i: sizes[i])
-            sizes[widest] -= 1
+    def size(h):
+        return max([len(h) + 2] + [len(r.get(h, "")) for r in texts])
 
-        def cut(text, n):
-            return text if len(text) <= n or _uncut(text) else text[: n - 1] + "…"
+    def total():
+        return sum(size(h) for h in headers) + 2 * (len(headers) - 1)
 
-        headers = [cut(h, n) for h, n in zip(headers, sizes)]
-        texts = [[cut(t, n) for t, n in zip(row, sizes)] for row in texts]
-    return tabulate_module.tabulate(texts, headers=headers, tablefmt="simple", numalign="right")
+    dropped = []
+    for name in (droppable(headers) if droppable else ()):
+        if total() <= width:
+            break
+        if name in headers and len(headers) > 1:
+            headers.remove(name)
+            dropped.append(name)
+    if dropped:
+        logging.getLogger("azml").warning("not shown at %d columns: %s (-o json shows every "
+                                          "field)", width, ", ".join(dropped))
+    sizes = {h: size(h) for h in headers}
+    floors = {h: max([len(h) + 2, MIN_COLUMN] + [len(r[h]) for r in texts
+                                                  if h in r and _uncut(r[h])])
+              for h in headers}
+    while sum(sizes.values()) + 2 * (len(headers) - 1) > width:
+        cuttable = [h for h in headers if sizes[h] > floors[h]]
+        if not cuttable:
+            break
+        sizes[max(cuttable, key=lambda h: sizes[h])] -= 1
 
+    def cut(text, n):
+        return text if len(text) <= n or _uncut(text) else text[: n - 1] + "…"
 
-def _note(text: str) -> None:
-    """A warning on stderr, unless --only-show-errors."""
-    ctx = click.get_current_context(silent=True)
-    if not (ctx and ctx.meta.get(QUIET)):
-        click.echo(text, err=True)
+    return [collections.OrderedDict((h, cut(r[h], sizes[h])) for h in headers if h in r)
+            for r in texts]
 
 
-def _capitalized(key: str) -> str:
-    return key[:1].upper() + key[1:]
-
-
-def generic_table(data) -> str:
-    """az's automatic table (knack's ``_TableOutput``): one row per object (a result that is
-    not a list is one row), a column per key with a scalar value, first letter capitalized;
-    nested values (lists, objects) and nulls are left out; a list of lists gets columns
-    Column1..N, a scalar the column Result."""
-    items = data if isinstance(data, list) else [data]
-    rows = []
-    for item in items:
-        if isinstance(item, dict):
-            rows.append({_capitalized(str(k)): v for k, v in item.items()
-                         if v is not None and not isinstance(v, (list, dict))})
-        elif isinstance(item, list):
-            rows.append({f"Column{i + 1}": v for i, v in enumerate(item)})
-        else:
-            rows.append({"Result": item})
-    keys = columns(rows)
-    if not keys:
-        return ""
-    return table(keys, [[r.get(k) for k in keys] for r in rows])
-
-
-def field_table(data: dict) -> str:
-    """One object as Field/Value lines (``info``'s own layout)."""
-    return table(["Field", "Value"], [[k, v] for k, v in data.items()])
+def series_rows(series: dict) -> list:
+    """A row per series: its name, a sparkline, count, min, max and last value."""
+    out = []
+    for name, points in series.items():
+        finite = [v for v in points if _finite(v)]
+        out.append(collections.OrderedDict(
+            [("Series", name), ("Chart", sparkline(points)), ("Count", len(points)),
+             ("Min", min(finite, default="")), ("Max", max(finite, default="")),
+             ("Last", points[-1] if points and points[-1] is not None else "")]))
+    return out
 
 
 def sparkline(series: list, width: int = SPARK_WIDTH) -> str:
@@ -333,16 +346,6 @@ def sparkline(series: list, width: int = SPARK_WIDTH) -> str:
     low, high = min(finite), max(finite)
     scale = (len(SPARKS) - 1) / (high - low) if high > low else 0
     return "".join(SPARKS[int(round((v - low) * scale))] if _finite(v) else " " for v in points)
-
-
-def series_rows(series: dict) -> list[list]:
-    """``[name, sparkline, count, min, max, last]`` per series."""
-    out = []
-    for name, points in series.items():
-        finite = [v for v in points if _finite(v)]
-        out.append([name, sparkline(points), len(points), min(finite, default=None),
-                    max(finite, default=None), points[-1] if points else None])
-    return out
 
 
 def _finite(value) -> bool:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+from collections import OrderedDict
 
 import click
 
@@ -10,7 +11,7 @@ from azml_compat._query import DEFAULT_MAX, History, HistoryError
 from azml_compat._registry import promote as register
 from azml_compat._runs import RUN_FIELDS
 
-from ._output import field_table, rendered, series_rows, table
+from ._output import Tables, cell as _cell, rendered, series_rows
 
 LIST_COLUMNS = ("duration", "run_id", "script_name", "start_time_utc", "status")
 
@@ -34,36 +35,47 @@ def metric_names(rows: list[dict]) -> list[str]:
     return [k for k in (rows[0] if rows else {}) if k not in RUN_FIELDS]
 
 
-def list_table(rows: list[dict]) -> str:
-    """Workbench's columns: the metrics, then Duration, Run_id, Script_name, Start_time_utc, Status."""
+def list_table(rows: list[dict]) -> list:
+    """Workbench's table transformer: the metrics, then Duration, Run_id, Script_name,
+    Start_time_utc, Status."""
     names = metric_names(rows)
-    headers = names + [c.capitalize() for c in LIST_COLUMNS]
-    # Too narrow a terminal loses these first (the run id never): the start time, script
-    # and duration, then the metrics from the last; Status and Run_id stay.
-    droppable = ["Start_time_utc", "Script_name", "Duration"] + names[::-1]
-    return table(headers, [[r.get(k) for k in names + list(LIST_COLUMNS)] for r in rows],
-                 droppable)
+    return [OrderedDict([(n, _cell(r.get(n))) for n in names] +
+                        [(c.capitalize(), _cell(r.get(c))) for c in LIST_COLUMNS]) for r in rows]
 
 
-def run_table(run: dict) -> str:
+def _list_droppable(headers: list) -> list:
+    """Too narrow a terminal loses these first (the run id never): the start time, script
+    and duration, then the metrics from the last; Status and Run_id stay."""
+    names = [h for h in headers if h not in {c.capitalize() for c in LIST_COLUMNS}]
+    return ["Start_time_utc", "Script_name", "Duration"] + names[::-1]
+
+
+list_table.droppable = _list_droppable
+
+
+def run_table(run: dict) -> Tables:
     """Field/Value lines, then one line per metric series with a sparkline."""
-    shown = {k: v for k, v in run.items() if k != "series"}
-    text = field_table(shown)
-    if run.get("series"):
-        text += "\n\n" + table(["Series", "Chart", "Count", "Min", "Max", "Last"],
-                               series_rows(run["series"]))
-    return text
+    fields = [OrderedDict([("Field", k), ("Value", _cell(v))])
+              for k, v in run.items() if k != "series"]
+    return Tables([fields, series_rows(run["series"])] if run.get("series") else [fields])
 
 
-def compare_table(rows: list[dict]) -> str:
-    """One column per run: metrics, params, then duration and status."""
+def compare_table(rows: list[dict]) -> list:
+    """One column per run (Run_1, Run_2, ...: knack capitalizes a header, which would change
+    a run id): its id, metrics, params, then duration and status."""
     names = metric_names(rows)
     params = sorted({p for r in rows for p in r["properties"]["params"]})
-    body = [[n] + [r.get(n) for r in rows] for n in names]
-    body += [[f"param {p}"] + [r["properties"]["params"].get(p) for r in rows] for p in params]
-    body += [[k.capitalize()] + [r.get(k) for r in rows]
+
+    def line(label, values):
+        return OrderedDict([("Field", label)] +
+                           [(f"Run_{i + 1}", _cell(v)) for i, v in enumerate(values)])
+
+    body = [line("Run_id", [r["run_id"] for r in rows])]
+    body += [line(n, [r.get(n) for r in rows]) for n in names]
+    body += [line(f"param {p}", [r["properties"]["params"].get(p) for r in rows]) for p in params]
+    body += [line(k.capitalize(), [r.get(k) for r in rows])
              for k in ("duration", "status", "script_name", "start_time_utc")]
-    return table(["Run_id"] + [r["run_id"] for r in rows], body)
+    return body
 
 
 @click.group()

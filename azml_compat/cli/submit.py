@@ -29,16 +29,16 @@ def _command(name: str, *extra):
         """
         run_id, code, delivered = run_script(script, args)
         if query is not None or ctx.get_parameter_source("output").name != "DEFAULT":
+            from . import ERROR, describe
+
             if not delivered:  # the store did not answer: asking it again would only hang
-                click.echo(f"azml: error: cannot show run {run_id}: the store has not got all "
+                click.echo(f"{ERROR}cannot show run {run_id}: the store has not got all "
                            "of it (see above)", err=True)
             else:
                 try:
                     emit(History().info(run_id), output, query, run_table)
                 except Exception as exc:  # noqa: BLE001 - the exit code stays the script's
-                    from . import describe
-
-                    click.echo(f"azml: error: cannot show run {run_id}: {describe(exc)}",
+                    click.echo(f"{ERROR}cannot show run {run_id}: {describe(exc)}",
                                err=True)
         ctx.exit(code)
 

@@ -2,8 +2,10 @@
 (like ``wandb sync``). The library does the work in ``azml_compat._sync``; this formats it."""
 from __future__ import annotations
 
+import logging
 import os
 import sys
+from collections import OrderedDict
 
 import click
 
@@ -12,7 +14,9 @@ from azml_compat._query import unreachable
 from azml_compat._sync import (DiscardError, describe, discard, find_journals, list_journals,
                                sync as sync_journals)
 
-from ._output import Unfinished, rendered, table
+from ._output import Unfinished, cell as _cell, rendered
+
+log = logging.getLogger("azml")
 
 
 def _row(result) -> dict:
@@ -41,12 +45,13 @@ def _reason(result) -> str:
     return text
 
 
-def _table(rows: list) -> str:
+SYNC_COLUMNS = ("journal", "tracking_uri", "run_id", "pending", "delivered", "rejected", "state")
+
+
+def _table(rows: list) -> list:
     if not rows:
-        return "azml: no journals to sync"
-    headers = ["Journal", "Tracking_uri", "Run_id", "Pending", "Delivered", "Rejected", "State"]
-    keys = ["journal", "tracking_uri", "run_id", "pending", "delivered", "rejected", "state"]
-    return table(headers, [[row[k] for k in keys] for row in rows])
+        log.warning("no journals to sync")
+    return [OrderedDict((k.capitalize(), _cell(row[k])) for k in SYNC_COLUMNS) for row in rows]
 
 
 def _age(seconds) -> str:
@@ -58,17 +63,22 @@ def _age(seconds) -> str:
     return f"{seconds:.0f}s"
 
 
-def _list_table(rows: list) -> str:
+def _list_table(rows: list) -> list:
     if not rows:
-        return "azml: no journals"
-    headers = ["Journal", "Run_id", "Tracking_uri", "Pending", "Rejected", "Age", "State"]
-    return table(headers, [[os.path.basename(r["journal"]), r["run_id"], r["tracking_uri"],
-                            r["pending"], r["rejected"], _age(r["age_s"]), r["state"]]
-                           for r in rows])
+        log.warning("no journals")
+    return [OrderedDict([("Journal", os.path.basename(r["journal"])),
+                         ("Run_id", _cell(r["run_id"])), ("Tracking_uri", r["tracking_uri"]),
+                         ("Pending", _cell(r["pending"])), ("Rejected", _cell(r["rejected"])),
+                         ("Age", _age(r["age_s"])), ("State", r["state"])]) for r in rows]
 
 
-def _table_or_list(rows: list) -> str:
+def _table_or_list(rows: list) -> list:
     return _list_table(rows) if rows and "age_s" in rows[0] else _table(rows)
+
+
+# At 80 columns the store's URI goes first (every journal of a machine mostly has the same),
+# then the counts a row can do without; the journal, run id and state stay.
+_table_or_list.droppable = lambda headers: ["Tracking_uri", "Rejected", "Delivered", "Age"]
 
 
 def _what(row: dict) -> str:
