@@ -1,7 +1,9 @@
 """Nothing logged is ever lost: server restarts, server down at start and exit, SIGKILL,
 500/429 answers, many processes at once, unwritable or full journals, `azml sync`."""
 import http.server
+import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -13,6 +15,7 @@ import time
 import pytest
 import requests
 
+from cli_support import run_in_a_terminal
 from conftest import MlflowServer, Store, clean_env, serve_loopback
 
 HEADER = "from azureml.logging import get_azureml_logger\n"
@@ -308,3 +311,56 @@ def test_a_rejected_record_is_set_aside_in_the_journal_never_resent(make_logger)
     assert sqlite3.connect(path).execute("SELECT COUNT(*) FROM records").fetchone()[0] == 0
     session.close()
     assert os.path.exists(path)  # a rejected record is never deleted silently: the file stays
+
+
+def test_sync_resumes_a_big_series_where_a_sigterm_stopped_it(own_server, tmp_path):
+    """A script SIGTERMed while its exit delivers one list of 100,000 points: `azml sync`
+    sends only what the store lacks (at most the requests in flight at the signal again),
+    shows its progress on a terminal, and the run ends with every point once."""
+    own_server.start()
+    store = own_store(own_server, tmp_path)
+    n = 100_000
+    cmd = script(store, f"""
+        import threading
+        logger = get_azureml_logger()
+        print(logger.wait_for_run(120), flush=True)
+        logger.log("big", [float(i) for i in range({n})])
+        threading._register_atexit(lambda: print("exiting", flush=True))
+    """)
+    proc = subprocess.Popen(cmd, cwd=store.workdir, env=store.env(AZML_FLUSH_TIMEOUT=300),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        run_id = proc.stdout.readline().strip()
+        assert proc.stdout.readline().strip() == "exiting"
+        while len(store.client.get_metric_history(run_id, "big")) < 20_000:
+            assert proc.poll() is None, proc.stderr.read()
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 143, err
+    stored = len(store.client.get_metric_history(run_id, "big"))
+    assert stored < n, "the exit delivered everything before the signal: nothing to resume"
+
+    env = store.env(HOME=str(store.workdir))
+    code, out = run_in_a_terminal([sys.executable, "-m", "azml_compat.cli", "sync", "-o",
+                                    "json"], env, store.workdir)
+    assert code == 0, out
+    # The progress line: records and points of this journal, the rate; its last drawing
+    # has every point it had to send sent.
+    drawn = re.findall(r"azml sync: \S+: [\d,]+/[\d,]+ records, ([\d,]+)/([\d,]+) points \(", out)
+    assert drawn, out
+    done, total = (int(x.replace(",", "")) for x in drawn[-1])
+    assert done == total and n - stored <= total <= n - stored + 4 * 1000, (drawn, stored)
+    text = out.replace("\x1b[K", "").replace("\r\n", "\n")
+    (row,) = json.loads(text[text.index("\n[") + 1:text.rindex("]") + 1])
+    # Sent again: only the requests in flight when the signal came (their answer never
+    # reached the journal): at most AZML_MAX_IN_FLIGHT (4) batches of 1,000.
+    assert n - stored <= row["points"] <= n - stored + 4 * 1000, (row, stored)
+    history = store.history(run_id, "big")
+    assert [m.step for m in history] == list(range(n))  # no gap, no duplicate
+    assert [m.value for m in history] == [float(i) for i in range(n)]
+    assert store.journals() == []
