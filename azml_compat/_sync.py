@@ -160,9 +160,10 @@ def _remove_partials(directory: str) -> None:
 
 def sync_one(path: str, dry_run: bool = False, give_up_after: float = 30.0,
              settings: Settings | None = None, progress=None,
-             wait_lock: bool = False) -> SyncResult:
+             wait_lock: bool = False, claim: bool = False) -> SyncResult:
     """Replay one journal; ``wait_lock``: wait for its lock (the process handing it over
-    lets go of it as it exits) instead of skipping it while it is held."""
+    lets go of it as it exits) instead of skipping it while it is held; ``claim``: note this
+    process's pid in its meta while it delivers (``_handoff``; `azml sync --list` shows it)."""
     result = SyncResult(journal=path)
     try:
         journal = Journal(path, wait_lock=wait_lock)
@@ -174,6 +175,8 @@ def sync_one(path: str, dry_run: bool = False, give_up_after: float = 30.0,
         log.warning("skipping journal %s: %s", path, exc)
         return result
     try:
+        if claim:
+            journal.set_meta(delivered_by=os.getpid())
         _replay(journal, result, dry_run, give_up_after, settings, progress)
     except UnreadableJournal as exc:
         result.skipped = f"unreadable journal ({exc})"
@@ -189,6 +192,11 @@ def sync_one(path: str, dry_run: bool = False, give_up_after: float = 30.0,
         if isinstance(exc, GaveUp) and exc.__cause__ is not None:  # the OS's reason, whole
             result.error += f" [{exc.__cause__}]"
     finally:
+        if claim:
+            try:
+                journal.set_meta(delivered_by=None)  # kept for `azml sync`: no one delivers it
+            except sqlite3.Error:
+                pass
         journal.close(prune=not dry_run and result.ok)
     return result
 
@@ -312,8 +320,20 @@ def describe(path: str) -> dict:
     if missing:
         row["state"] = f"unreadable (no {', '.join(missing)} in its meta)"
     elif _in_use(path):
-        row["state"] = "in use"
+        pid = meta.get("delivered_by")
+        row["state"] = (f"delivering in the background (pid {pid})" if pid and _alive(pid)
+                        else "in use")
     return row
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's: alive
+        return True
+    return True
 
 
 def _read_journal(path: str, mode: str) -> tuple[dict, int, int]:

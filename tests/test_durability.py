@@ -364,3 +364,47 @@ def test_sync_resumes_a_big_series_where_a_sigterm_stopped_it(own_server, tmp_pa
     assert [m.step for m in history] == list(range(n))  # no gap, no duplicate
     assert [m.value for m in history] == [float(i) for i in range(n)]
     assert store.journals() == []
+
+
+def _running(pid: int) -> bool:
+    """True while ``pid`` runs (not ours to wait for: a zombie no one reaped counts as ended)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_a_backlog_too_big_for_the_exit_is_delivered_by_a_detached_process(server_store):
+    """A list of 100,000 points logged at the end, with AZML_HANDOFF_AFTER=1: the script exits
+    without waiting for them (one line says how many are left and which process delivers
+    them), `azml sync --list` shows that process, and once it is done every point is in the
+    run once and the run ended as the script did."""
+    n = 100_000
+    proc = server_store.run_script(HEADER + textwrap.dedent(f"""
+        logger = get_azureml_logger()
+        logger.log("big", [float(i) for i in range({n})])
+    """), AZML_HANDOFF_AFTER=1, HOME=str(server_store.workdir))
+    lines = [line for line in proc.stderr.splitlines() if "background process (pid" in line]
+    assert len(lines) == 1, proc.stderr
+    left = int(re.search(r"azml: ([\d,]+) points still to deliver", lines[0])[1].replace(",", ""))
+    assert 0 < left <= n
+    pid = int(re.search(r"pid (\d+)", lines[0])[1])
+    try:
+        if _running(pid):
+            listed = azml_sync(server_store, "--list", "-o", "json")
+            if _running(pid):  # still delivering after the listing: the listing must say so
+                (row,) = json.loads(listed.stdout)
+                assert row["state"] == f"delivering in the background (pid {pid})", row
+        deadline = time.monotonic() + 600
+        while _running(pid) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not _running(pid), "the background delivery did not end"
+    finally:
+        if _running(pid):
+            os.kill(pid, signal.SIGKILL)
+    run = server_store.only_run()
+    assert [m.step for m in server_store.history(run.info.run_id, "big")] == list(range(n))
+    assert run.info.status == "FINISHED"
+    assert server_store.journals() == []
+    assert list((server_store.home / "journal").glob("*.log")) == []
