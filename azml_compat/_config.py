@@ -208,7 +208,8 @@ SETTINGS: tuple[Setting, ...] = (
             "seconds without any record delivered before `handle.wait()` (no timeout given) "
             "raises; 0: wait for ever", field="wait_timeout"),
     Setting("AZML_MAX_IN_FLIGHT", positive_count, DEFAULT_MAX_IN_FLIGHT,
-            "concurrent metric batches to a tracking server", field="max_in_flight"),
+            "most concurrent metric batches to a tracking server (fewer when the server takes "
+            "them faster so: measured while sending)", field="max_in_flight"),
     Setting("AZML_HTTP_TIMEOUT", positive_seconds, None,
             "seconds one request to a tracking server may take before it is retried",
             field="http_timeout", shown="30 (a script), 10 (`azml` commands)"),
