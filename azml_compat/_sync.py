@@ -168,7 +168,9 @@ def sync_one(path: str, dry_run: bool = False, give_up_after: float = 30.0,
     try:
         journal = Journal(path, wait_lock=wait_lock)
     except JournalLocked:
-        result.skipped = "in use by a running process or another sync"
+        pid = _peek(path).get("delivered_by")
+        result.skipped = (f"being delivered in the background (pid {pid})" if pid and _alive(pid)
+                          else "in use by a running process or another sync")
         return result
     except (sqlite3.Error, OSError) as exc:
         result.skipped = f"unreadable journal ({exc})"
