@@ -314,7 +314,9 @@ class Session:
                     return False  # credentials a person must fix, or closed: waiting cannot help
                 bar.draw(sum(size for handle, size in files if handle.done()))
                 now = time.monotonic()
-                if now - dispatcher.last_progress > timeout:
+                # The bound runs from the exit's start at the earliest: a sender still busy
+                # starting (MLflow's import, a new store's migrations) gets its full time.
+                if now - max(started, dispatcher.last_progress) > timeout:
                     return False
                 if not self._may_hand_off() or now - started < HANDOFF_MEASURE:
                     continue
