@@ -23,6 +23,9 @@ class Batch:
     tags: list = field(default_factory=list)
     upto: int = 0  # every record with seq <= upto is complete once this batch is sent
     size: int = 0
+    # (seq, step of its next point) when the batch ends inside a series record: sent, the
+    # record is delivered up to there (``JournalLike.advance``)
+    partial: tuple[int, int] | None = None
 
     def seqs(self) -> set[int]:
         return {m[0] for m in self.metrics} | {t[0] for t in self.tags}
@@ -85,6 +88,8 @@ def pack(records):
             for i, value in enumerate(values):
                 if len(batch) and full(1, 0, size):
                     batch.upto = done
+                    if i:
+                        batch.partial = (seq, first + i)
                     yield batch
                     batch, tag_keys = Batch(), set()
                 batch.metrics.append((seq, key, value, ts, first + i))

@@ -22,7 +22,8 @@ import os
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from ._consts import (OUTPUT_FORMATS, DEFAULT_FLUSH_TIMEOUT, DEFAULT_MAX_IN_FLIGHT,
+from ._consts import (OUTPUT_FORMATS, DEFAULT_FLUSH_TIMEOUT, DEFAULT_HANDOFF_AFTER,
+                      DEFAULT_MAX_IN_FLIGHT,
                       DEFAULT_MAX_JOURNAL_BYTES, DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_WAIT_TIMEOUT)
 from ._exceptions import ConfigError
 from ._redact import redact, redact_text
@@ -185,6 +186,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("AZML_FLUSH_TIMEOUT", seconds, DEFAULT_FLUSH_TIMEOUT,
             "seconds without progress before the exit stops waiting for the store",
             field="flush_timeout"),
+    Setting("AZML_HANDOFF_AFTER", seconds, DEFAULT_HANDOFF_AFTER,
+            "seconds of moving delivery the exit waits for; a backlog that would take longer "
+            "is delivered by a detached process after the script exits (`azml sync --list` "
+            "shows it); 0: the exit waits while delivery moves", field="handoff_after"),
     Setting("AZML_MAX_OUTPUT_BYTES", count, DEFAULT_MAX_OUTPUT_BYTES,
             "larger files in `outputs/` are skipped with a warning",
             field="max_output_bytes", shown="536870912 (512 MB)"),
@@ -203,7 +208,8 @@ SETTINGS: tuple[Setting, ...] = (
             "seconds without any record delivered before `handle.wait()` (no timeout given) "
             "raises; 0: wait for ever", field="wait_timeout"),
     Setting("AZML_MAX_IN_FLIGHT", positive_count, DEFAULT_MAX_IN_FLIGHT,
-            "concurrent metric batches to a tracking server", field="max_in_flight"),
+            "most concurrent metric batches to a tracking server (fewer when the server takes "
+            "them faster so: measured while sending)", field="max_in_flight"),
     Setting("AZML_HTTP_TIMEOUT", positive_seconds, None,
             "seconds one request to a tracking server may take before it is retried",
             field="http_timeout", shown="30 (a script), 10 (`azml` commands)"),
@@ -379,6 +385,7 @@ class Settings:
     experiment_name: str = ""
     run_id: str | None = None
     flush_timeout: float = DEFAULT_FLUSH_TIMEOUT
+    handoff_after: float = DEFAULT_HANDOFF_AFTER
     max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
     journal_dir: str = field(default_factory=lambda: journal_dir())
     max_journal_bytes: int = DEFAULT_MAX_JOURNAL_BYTES

@@ -10,6 +10,10 @@ DEFAULT_FLUSH_TIMEOUT = 30.0  # seconds without progress before the exit stops w
 DEFAULT_MAX_OUTPUT_BYTES = 512 * 1024 * 1024  # larger files in outputs/ are skipped
 DEFAULT_MAX_JOURNAL_BYTES = 1024 * 1024 * 1024  # past it, new records wait in memory
 DEFAULT_WAIT_TIMEOUT = 300.0  # seconds without delivery before a bare wait() gives up
+# Seconds of a moving delivery the exit waits for: a backlog that would take longer goes on in
+# a detached process after the script exits (``_handoff``), so a million points left at the
+# end (~150 s on a single-worker server) do not hold a training job alive.
+DEFAULT_HANDOFF_AFTER = 30.0
 # Seconds per request to a tracking server: a script's sender waits for a slow server's answer
 # (it retries anyway); an `azml` command must end within 15 s against a server that accepts
 # connections and never answers (10 s + start-up).
@@ -33,6 +37,9 @@ PACE_TIMEOUT = 1.0  # longest a paced log() waits for a writer that does not cat
 # everything is delivered, and a sender waiting to retry wakes at once; only one inside a
 # request to a hung store (up to AZML_HTTP_TIMEOUT) is left to end on its own, as a daemon.
 CLOSE_TIMEOUT = 2.0
+# Seconds the exit measures the delivery rate before it judges whether the rest would fit in
+# AZML_HANDOFF_AFTER (one ~1,000-point request takes 0.1-0.2 s on a local server).
+HANDOFF_MEASURE = 2.0
 
 # -- the sender's retry policy (``_sender``) ------------------------------------------------------
 BACKOFF_START = 0.5  # seconds before the first retry; doubled (with jitter) after each failure

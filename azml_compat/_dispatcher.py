@@ -123,6 +123,7 @@ class Dispatcher:
         # Only failed records: seq -> (the store's error, kind, key or path, kept for sync).
         self._errors: dict[int, tuple] = {}
         self._last_progress = time.monotonic()
+        self.delivered_points = 0  # metric points the store took (the exit's rate measure)
         self.fatal: BaseException | None = None  # why the sender could not even start
         self.blocked: BaseException | None = None  # credentials refused: waiting cannot help
         self._told_blocked = False
@@ -431,8 +432,21 @@ class Dispatcher:
                 shared.raise_floors(sender.last_steps())
             with sender.gate:  # the allocator is SQLite: a fork must not split a call
                 records = shared.apply(self.journal, records, sender.run_id)
-        for upto, errors in sender.deliver(records):
-            self._complete(upto, errors, records=records)
+        for done in sender.deliver(records):
+            if done.partial is not None:
+                self._advance(*done.partial)
+            self._complete(done.upto, done.errors, records=records, points=done.points)
+
+    def _advance(self, seq: int, next_step: int) -> None:
+        """A series record is delivered up to ``next_step``: the journal says so (a stopped
+        sender, and `azml sync` after it, go on from there), and it is progress."""
+        try:
+            self.journal.advance(seq, next_step)
+        except Exception as exc:  # noqa: BLE001 - a full disk: the rest is only sent again
+            self._tell_once("settle", "cannot update the journal (%s); delivered records "
+                            "stay in it until it can be written", exc)
+        with self._cond:
+            self._last_progress = time.monotonic()
 
     def _settle(self, upto: int, errors: dict | None) -> None:
         """Delete delivered records from the journal; on a journal error (a full disk) keep
@@ -449,7 +463,8 @@ class Dispatcher:
                             "stay in it until it can be written", exc)
 
     def _complete(self, upto: int, errors: dict | None = None, settle: bool = True,
-                  records=()) -> None:
+                  records=(), points: int = 0) -> None:
+        self.delivered_points += points
         if settle:
             self._settle(upto, errors)
         if errors:

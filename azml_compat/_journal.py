@@ -6,7 +6,10 @@ One SQLite file (WAL mode) per process and run, ``$AZML_HOME/journal/<local id>.
 * ``meta``: where the records go (tracking URI, experiment, run id once known, run tags,
   start time, owner pid and host);
 * ``records``: undelivered records in sequence order; a delivered record is deleted;
-* ``rejected``: records the store refused, with its message, never sent again.
+* ``rejected``: records the store refused, with its message, never sent again;
+* ``progress``: how many points of a series record the store already has (a record of
+  millions of points is delivered over minutes: a sender stopped half-way, and ``azml sync``
+  after it, go on from there instead of sending it all again).
 
 ``synchronous=NORMAL``: a commit survives the process being killed (not a power cut) and costs
 no fsync. The live process holds an exclusive ``flock`` on ``<id>.lock`` so ``azml sync`` never
@@ -43,6 +46,16 @@ CREATE TABLE IF NOT EXISTS records (
     text TEXT, data BLOB);
 CREATE TABLE IF NOT EXISTS rejected (
     seq INTEGER PRIMARY KEY, kind TEXT NOT NULL, key TEXT, error TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS progress (seq INTEGER PRIMARY KEY, done INTEGER NOT NULL);
+"""
+# A series record as ``pending`` gives it: the points the store does not have yet (its blob
+# from ``done`` on, 8 bytes a point) and the step of the first of them. Made in SQL, so a
+# 16 MB blob is cut without being read into Python twice.
+_PENDING = f"""
+SELECT r.seq, r.kind, r.key, r.num, r.ts, r.step + COALESCE(p.done, 0), r.text,
+       CASE WHEN p.done IS NULL THEN r.data ELSE substr(r.data, p.done * 8 + 1) END
+FROM records r LEFT JOIN progress p ON p.seq = r.seq AND r.kind = '{SERIES}'
+WHERE r.seq > ? ORDER BY r.seq LIMIT ?
 """
 
 
@@ -115,6 +128,10 @@ class JournalLike(Protocol):
 
     def settle(self, upto: int, errors: dict | None = None):
         """Records with ``seq <= upto`` are done: delivered, or rejected with ``errors[seq]``."""
+
+    def advance(self, seq: int, next_step: int) -> None:
+        """The series record ``seq`` is delivered up to (not including) step ``next_step``:
+        ``pending`` gives only the rest of it from now on."""
 
     def update_steps(self, updates, final_upto: int) -> None:
         """Final steps ``[(step, seq)]`` of a shared run (``_steps``)."""
@@ -259,10 +276,17 @@ class Journal:
         with self._lock:
             if self._db is None:
                 return []
-            rows = self._db.execute(
-                "SELECT * FROM records WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit)
-            ).fetchall()
+            rows = self._db.execute(_PENDING, (after, limit)).fetchall()
         return [_decode(row) for row in rows]
+
+    def advance(self, seq: int, next_step: int) -> None:
+        # Counted from the record's own first step: absolute, whatever part of it was read.
+        with self._lock:
+            if self._db is None:
+                return
+            self._db.execute(
+                "INSERT OR REPLACE INTO progress SELECT seq, ? - step FROM records "
+                "WHERE seq = ? AND kind = ?", (next_step, seq, SERIES))
 
     def settle(self, upto: int, errors: dict | None = None) -> int:
         """Records up to ``upto`` are done: delivered, or rejected with ``errors[seq]``.
@@ -286,6 +310,7 @@ class Journal:
                     "INSERT OR REPLACE INTO meta SELECT 'ended', json_quote(text) FROM records "
                     "WHERE kind = ? AND seq <= ?", (END, upto))
                 deleted = self._db.execute("DELETE FROM records WHERE seq <= ?", (upto,)).rowcount
+                self._db.execute("DELETE FROM progress WHERE seq <= ?", (upto,))
                 self._db.execute("COMMIT")
             except BaseException:
                 self._rollback()
@@ -333,6 +358,18 @@ class Journal:
 
     def in_memory(self) -> int:
         return 0
+
+    def points(self) -> int:
+        """Metric points still to deliver: one a metric record, a series' points the store
+        does not have yet."""
+        with self._lock:
+            if self._db is None:
+                return 0
+            return self._db.execute(
+                "SELECT COALESCE(SUM(CASE r.kind WHEN ? THEN 1 "
+                "ELSE length(r.data) / 8 - COALESCE(p.done, 0) END), 0) "
+                "FROM records r LEFT JOIN progress p ON p.seq = r.seq WHERE r.kind IN (?, ?)",
+                (METRIC, METRIC, SERIES)).fetchone()[0]
 
     def has_end(self) -> bool:
         with self._lock:
@@ -438,6 +475,7 @@ class MemoryJournal:
 
     def __init__(self) -> None:
         self._records: collections.deque = collections.deque()
+        self._done: dict[int, int] = {}  # seq -> points of that series already delivered
         self._lock = self.sqlite_lock = threading.Lock()  # no SQLite; the fork hook takes it anyway
 
     def append(self, records) -> None:
@@ -449,15 +487,26 @@ class MemoryJournal:
             out = []
             for record in self._records:
                 if record[0] > after:
+                    done = self._done.get(record[0])
+                    if done:
+                        seq, kind, key, values, ts, step = record
+                        record = (seq, kind, key, values[done:], ts, step + done)
                     out.append(record)
                     if len(out) >= limit:
                         break
             return out
 
+    def advance(self, seq: int, next_step: int) -> None:
+        with self._lock:
+            for record in self._records:
+                if record[0] == seq and record[1] == SERIES:
+                    self._done[seq] = next_step - record[5]
+                    return
+
     def settle(self, upto: int, errors: dict | None = None) -> None:
         with self._lock:
             while self._records and self._records[0][0] <= upto:
-                self._records.popleft()
+                self._done.pop(self._records.popleft()[0], None)
 
     def update_steps(self, updates, final_upto: int) -> None:
         steps = dict((seq, step) for step, seq in updates)
@@ -516,6 +565,13 @@ class SpilledJournal:
         except sqlite3.Error:
             pass
         self.memory.settle(upto, errors)
+
+    def advance(self, seq: int, next_step: int) -> None:
+        try:
+            self.disk.advance(seq, next_step)
+        except sqlite3.Error:
+            pass
+        self.memory.advance(seq, next_step)
 
     def update_steps(self, updates, final_upto: int) -> None:
         try:

@@ -12,7 +12,7 @@ import time
 import uuid
 
 from ._config import Settings
-from ._consts import CLOSE_TIMEOUT
+from ._consts import CLOSE_TIMEOUT, HANDOFF_MEASURE
 from ._dispatcher import Dispatcher, exit_message
 from ._redact import redact, redact_text
 from ._journal import Journal, MemoryJournal, SpilledJournal
@@ -113,6 +113,7 @@ class Session:
         self.dispatcher.start()  # its sender thread calls back into self.dispatcher
         self._closed = False
         self._ended = False  # outputs/ and the end record are queued
+        self._handoff: tuple[int, float] | None = None  # (points left, rate) to hand over
         if main:
             os.makedirs(settings.outputs_dir, exist_ok=True)
 
@@ -260,11 +261,20 @@ class Session:
         # deliver stays in it. Interrupted, the exit does not wait for a request in flight.
         self.dispatcher.close(0.0 if interrupted is not None else CLOSE_TIMEOUT)
         journal = self.dispatcher.journal
+        handed = (self._hand_off(journal) if self._handoff is not None and interrupted is None
+                  else None)
+        if handed is not None:
+            log.warning("%s", handed)
+            journal.close(prune=True)  # lets go of the lock: the detached process takes it
+            self._say_where()
+            return False
         reason = ("interrupted by " + ("Ctrl-C" if isinstance(interrupted, KeyboardInterrupt)
                                        else "SIGTERM") if interrupted is not None
                   else f"could not log ({self.dispatcher.fatal})" if self.dispatcher.fatal
                   else f"credentials refused ({redact_text(str(self.dispatcher.blocked))})"
                   if self.dispatcher.blocked
+                  else "too many to wait for, and no background delivery could start"
+                  if self._handoff is not None
                   else f"no progress for {self.settings.flush_timeout:g} s (AZML_FLUSH_TIMEOUT)"
                   if not delivered else "")
         message = exit_message(self.dispatcher.whereabouts(), journal.path,
@@ -292,15 +302,65 @@ class Session:
                                      getattr(store, "experiment_id", None), self.run.run_id))
 
     def _wait(self, files) -> bool:
-        """Wait for the store; a large ``outputs/`` shows a byte-level bar on a terminal."""
+        """Wait until everything is delivered; False when the store made no progress for
+        ``AZML_FLUSH_TIMEOUT`` s, or when the rest is for a detached delivery (``_handoff``
+        then says how much and at what rate)."""
+        dispatcher = self.dispatcher
         timeout = self.settings.flush_timeout
         total = sum(size for _, _, size in files)
-        if total < UPLOAD_BAR_BYTES or not shown():
-            return self.dispatcher.flush(timeout, stall_timeout=True)
-        with Progress(total, "azml: uploading outputs/") as bar:
-            while not self.dispatcher.flush(0.2, stall_timeout=True):
-                bar.set(max(bar.done, uploaded(files)))  # a retry reads a file again
-                if time.monotonic() - self.dispatcher.last_progress > timeout:
+        # A large outputs/ shows a byte-level bar on a terminal.
+        bar = Progress(total, "azml: uploading outputs/") if total >= UPLOAD_BAR_BYTES and shown() else None
+        started, points_before, left = time.monotonic(), dispatcher.delivered_points, None
+        try:
+            while not dispatcher.flush(0.5):
+                if dispatcher.blocked is not None or dispatcher.closed:
+                    return False  # credentials a person must fix, or closed: waiting cannot help
+                if bar is not None:
+                    bar.set(max(bar.done, uploaded(files)))  # a retry reads a file again
+                now = time.monotonic()
+                # The bound runs from the exit's start at the earliest: a sender still busy
+                # starting (MLflow's import, a new store's migrations) gets its full time.
+                if now - max(started, dispatcher.last_progress) > timeout:
                     return False
-            bar.set(total)
-        return True
+                if not self._may_hand_off() or now - started < HANDOFF_MEASURE:
+                    continue
+                if dispatcher.last_progress <= started:
+                    continue  # nothing moved yet: the stall bound decides
+                delivered = dispatcher.delivered_points - points_before
+                if left is None:  # read once: the journal then counts down by what is sent
+                    left = (dispatcher.journal.points(), delivered)
+                remaining = left[0] - (delivered - left[1])
+                rate = delivered / (now - started)
+                bound = self.settings.handoff_after
+                if now - started >= bound or (rate > 0 and remaining / rate > bound - (now - started)):
+                    self._handoff = (remaining, rate)
+                    return False
+            if bar is not None:
+                bar.set(total)
+            return True
+        finally:
+            if bar is not None:
+                bar.close()
+
+    def _may_hand_off(self) -> bool:
+        """A detached process can take this run's backlog: a main process's disk journal
+        (none of it only in RAM), and ``AZML_HANDOFF_AFTER`` not 0."""
+        return (self.main and self.settings.handoff_after > 0 and self.dispatcher.fatal is None
+                and type(self.dispatcher.journal) is Journal)
+
+    def _hand_off(self, journal) -> str | None:
+        """Start the detached delivery of ``journal`` (still locked by us); the line saying so,
+        or None if it could not start (the usual "run `azml sync`" line is said instead)."""
+        from . import _handoff
+
+        remaining, rate = self._handoff
+        try:
+            pid = _handoff.start(journal.path, self.settings.flush_timeout)
+        except OSError as exc:
+            log.warning("could not start a background delivery (%s)", exc)
+            return None
+        return (f"{remaining:,} points still to deliver (~{remaining / rate:,.0f} s at "
+                f"{rate:,.0f} points/s, longer than AZML_HANDOFF_AFTER="
+                f"{self.settings.handoff_after:g} s): a background process (pid {pid}) "
+                f"delivers them after this script exits; `azml sync --list` shows it, its "
+                f"log is {_handoff.log_path(journal.path)}")

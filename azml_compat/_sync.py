@@ -42,6 +42,7 @@ class SyncResult:
     run_id: str | None = None
     pending: dict = field(default_factory=dict)  # undelivered records by kind, before the sync
     delivered: int = 0
+    points: int = 0  # metric points sent (a series resumed sends only what the store lacked)
     rejected: int = 0
     ended: str | None = None  # status set on a run its process never ended
     skipped: str | None = None  # why the journal was not replayed
@@ -50,6 +51,26 @@ class SyncResult:
     @property
     def ok(self) -> bool:
         return self.skipped is None and self.error is None
+
+
+@dataclass
+class Progress:
+    """Where the replay of one journal stands, for a progress line (``azml sync`` on a
+    terminal): ``note`` says why nothing moves (connecting, a store that does not answer)."""
+
+    journal: str
+    records: int = 0  # records to deliver, when the replay began
+    records_done: int = 0
+    points: int = 0  # metric points to deliver (a series resumed counts what is left of it)
+    points_done: int = 0
+    started: float = field(default_factory=time.monotonic)
+    note: str | None = None
+
+    @property
+    def rate(self) -> float:
+        """Points per second since the replay began."""
+        elapsed = time.monotonic() - self.started
+        return self.points_done / elapsed if elapsed > 0 else 0.0
 
 
 def journals(directory: str | None = None) -> list[str]:
@@ -62,8 +83,10 @@ SYNC_SETTINGS = ("AZML_HTTP_TIMEOUT", "AZML_MAX_IN_FLIGHT")
 
 
 def sync(directory: str | None = None, dry_run: bool = False,
-         give_up_after: float = 30.0, settings: Settings | None = None) -> list[SyncResult]:
-    """Replay every journal in ``directory`` (default ``$AZML_HOME/journal``).
+         give_up_after: float = 30.0, settings: Settings | None = None,
+         progress=None) -> list[SyncResult]:
+    """Replay every journal in ``directory`` (default ``$AZML_HOME/journal``); ``progress``,
+    if given, is called with a ``Progress`` as each journal's replay moves (or waits).
 
     Journals of the processes that create their run come first; then those of forked children
     that log to a run their parent was to create (found by the parent's key). A child's run
@@ -87,7 +110,7 @@ def sync(directory: str | None = None, dry_run: bool = False,
             if key:
                 waiting.add(key)
             continue
-        result = sync_one(path, dry_run, give_up_after, settings)
+        result = sync_one(path, dry_run, give_up_after, settings, progress)
         if result.error and result.error.startswith("GaveUp:"):
             gave_up[result.tracking_uri] = result.error
         if not result.ok and key:
@@ -98,7 +121,7 @@ def sync(directory: str | None = None, dry_run: bool = False,
             results.append(SyncResult(journal=path, skipped=(
                 "waiting for the journal of the process that creates its run")))
         else:
-            results.append(sync_one(path, dry_run, give_up_after, settings))
+            results.append(sync_one(path, dry_run, give_up_after, settings, progress))
     return results
 
 
@@ -136,19 +159,27 @@ def _remove_partials(directory: str) -> None:
 
 
 def sync_one(path: str, dry_run: bool = False, give_up_after: float = 30.0,
-             settings: Settings | None = None) -> SyncResult:
+             settings: Settings | None = None, progress=None,
+             wait_lock: bool = False, claim: bool = False) -> SyncResult:
+    """Replay one journal; ``wait_lock``: wait for its lock (the process handing it over
+    lets go of it as it exits) instead of skipping it while it is held; ``claim``: note this
+    process's pid in its meta while it delivers (``_handoff``; `azml sync --list` shows it)."""
     result = SyncResult(journal=path)
     try:
-        journal = Journal(path, wait_lock=False)
+        journal = Journal(path, wait_lock=wait_lock)
     except JournalLocked:
-        result.skipped = "in use by a running process or another sync"
+        pid = _peek(path).get("delivered_by")
+        result.skipped = (f"being delivered in the background (pid {pid})" if pid and _alive(pid)
+                          else "in use by a running process or another sync")
         return result
     except (sqlite3.Error, OSError) as exc:
         result.skipped = f"unreadable journal ({exc})"
         log.warning("skipping journal %s: %s", path, exc)
         return result
     try:
-        _replay(journal, result, dry_run, give_up_after, settings)
+        if claim:
+            journal.set_meta(delivered_by=os.getpid())
+        _replay(journal, result, dry_run, give_up_after, settings, progress)
     except UnreadableJournal as exc:
         result.skipped = f"unreadable journal ({exc})"
         log.warning("skipping journal %s: %s", path, exc)
@@ -163,6 +194,11 @@ def sync_one(path: str, dry_run: bool = False, give_up_after: float = 30.0,
         if isinstance(exc, GaveUp) and exc.__cause__ is not None:  # the OS's reason, whole
             result.error += f" [{exc.__cause__}]"
     finally:
+        if claim:
+            try:
+                journal.set_meta(delivered_by=None)  # kept for `azml sync`: no one delivers it
+            except sqlite3.Error:
+                pass
         journal.close(prune=not dry_run and result.ok)
     return result
 
@@ -185,7 +221,7 @@ _REQUIRED_META = ("tracking_uri", "experiment_name")
 
 
 def _replay(journal: Journal, result: SyncResult, dry_run: bool, give_up_after: float,
-            settings: Settings | None = None) -> None:
+            settings: Settings | None = None, progress=None) -> None:
     meta = journal.meta()
     missing = [key for key in _REQUIRED_META if key not in meta]
     if missing:
@@ -212,9 +248,20 @@ def _replay(journal: Journal, result: SyncResult, dry_run: bool, give_up_after: 
         journal.set_meta(run_id=run_id)
         result.run_id = run_id
 
-    # quiet: "retrying in the background" is not what a sync does; its result says it all
+    state = Progress(journal.path, records=sum(result.pending.values()), points=journal.points())
+
+    def tell(note: str | None = None) -> None:
+        state.note = note
+        if progress is not None:
+            progress(state)
+
+    tell(f"connecting to {result.tracking_uri}")
+    # quiet: "retrying in the background" is not what a sync does; its result says it all,
+    # and the progress line says why it waits meanwhile
     sender = Sender(spec, on_run=remember, give_up_after=give_up_after, settings=settings,
-                    store_factory=lambda uri: _command_store(uri, settings), quiet=True).start()
+                    store_factory=lambda uri: _command_store(uri, settings), quiet=True,
+                    on_retry=lambda why: tell(why)).start()
+    tell()
     steps_dir = os.path.join(os.path.dirname(os.path.dirname(journal.path)), "steps")
     shared = SharedSteps.from_meta(steps_dir, meta)
     if shared is not None and shared.from_store:
@@ -226,16 +273,22 @@ def _replay(journal: Journal, result: SyncResult, dry_run: bool, give_up_after: 
     while records := journal.pending(after, SEND_WINDOW):
         if shared is not None:
             records = shared.apply(journal, records, sender.run_id)
-        for upto, errors in sender.deliver(records):
-            waiting.update(errors or {})
+        for done in sender.deliver(records):
+            result.points += done.points
+            waiting.update(done.errors or {})
             try:
-                deleted = journal.settle(upto, waiting)
+                if done.partial is not None:
+                    journal.advance(*done.partial)
+                deleted = journal.settle(done.upto, waiting)
             except sqlite3.OperationalError as exc:  # a full disk: delivered, not yet deleted
                 unsettled = exc
-                continue
-            result.rejected += len(waiting)
-            result.delivered += deleted - len(waiting)
-            waiting = {}
+                deleted = None
+            if deleted is not None:
+                result.rejected += len(waiting)
+                result.delivered += deleted - len(waiting)
+                waiting = {}
+            state.records_done, state.points_done = result.delivered + result.rejected, result.points
+            tell()
         after = records[-1][0]
     if unsettled is not None:
         raise unsettled
@@ -269,8 +322,20 @@ def describe(path: str) -> dict:
     if missing:
         row["state"] = f"unreadable (no {', '.join(missing)} in its meta)"
     elif _in_use(path):
-        row["state"] = "in use"
+        pid = meta.get("delivered_by")
+        row["state"] = (f"delivering in the background (pid {pid})" if pid and _alive(pid)
+                        else "in use")
     return row
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's: alive
+        return True
+    return True
 
 
 def _read_journal(path: str, mode: str) -> tuple[dict, int, int]:

@@ -85,6 +85,16 @@ def _rows(store: Store, workdir: str, selected: set) -> list[dict]:
                              "seconds to 16 results", f"{m['ours_s']:.2f} (plain {m['plain_s']:.2f})",
                              f"import mlflow {r['mlflow_import_s']:.2f}", f"+{m['overhead_s']:.2f} s",
                              target, ok))
+    if "b" in selected and store.name == "server":
+        r = cases.case_backlog_at_exit(store)
+        rows.append(_row(store.name, "b 1M points as the script's last line",
+                         "s from that line to exit / until all stored",
+                         f"{r['exit_s']:.1f} / {r['stored_s']:.0f}"
+                         + (" (handed to a background delivery)" if r["handed_over"] else ""),
+                         f"log_batch(1000) loop {r['mlflow_s']:.0f}",
+                         f"stored in {r['stored_s'] / r['mlflow_s']:.2f}x MLflow's time",
+                         "exit <= 35 s (AZML_HANDOFF_AFTER 30 + 2 s measuring)",
+                         r["exit_s"] <= 35))
     if "6" in selected and store.name == "server":
         from . import history_list
 
@@ -101,6 +111,11 @@ def _rows(store: Store, workdir: str, selected: set) -> list[dict]:
 
 def _footprint_rows(store: Store, workdir: str, selected: set) -> list[dict]:
     """Cases 8, 9 (both stores) and 6 on SQLite: whole processes, see bench/footprint.py."""
+    with contextlib.ExitStack() as stack:
+        return _footprint_rows_in(store, workdir, selected, stack)
+
+
+def _footprint_rows_in(store: Store, workdir: str, selected: set, stack) -> list[dict]:
     from . import footprint
 
     rows = []
@@ -140,16 +155,26 @@ def _footprint_rows(store: Store, workdir: str, selected: set) -> list[dict]:
                          f"{ours['wall_s'] / theirs['wall_s']:.2f}x MLflow's wall",
                          "<= 0.5 s over plain", over <= 0.5))
     if "9" in selected:
-        r = footprint.case_points(store, workdir)
-        ours, theirs = r["ours"], r["mlflow"]
-        limit = {"server": 0.7, "sqlite": 0.2}[store.name]
-        ratio = ours["wall_s"] / theirs["wall_s"]
-        rows.append(_row(store.name, "9 20k points, whole script until stored",
-                         "wall s / CPU s / peak RSS MB, whole process",
-                         f"{ours['wall_s']:.2f} / {ours['cpu_s']:.2f} / {ours['rss_mb']:.0f}",
-                         f"start_run + log_batch(1000) script {theirs['wall_s']:.2f} / "
-                         f"{theirs['cpu_s']:.2f} / {theirs['rss_mb']:.0f}",
-                         f"{ratio:.2f}x MLflow's wall", f"<= {limit}x", ratio <= limit))
+        # On a server twice: MLflow's default (uvicorn, 4 workers) and `--workers 1`, which
+        # takes concurrent requests more slowly than one at a time (``_sender.InFlight``).
+        servers = [(store, "")]
+        if store.name == "server":
+            single = stack.enter_context(LocalServer(Path(workdir) / "server-1-worker",
+                                                     extra_args=["--workers", "1"]))
+            servers.append((Store(store.name, single.url, store.home + "-1-worker"),
+                            ", `mlflow server --workers 1`"))
+        limit = {"server": 0.5, "sqlite": 0.2}[store.name]
+        for target, label in servers:
+            r = footprint.case_points(target, workdir)
+            ours, theirs = r["ours"], r["mlflow"]
+            ratio = ours["wall_s"] / theirs["wall_s"]
+            rows.append(_row(store.name, f"9 20k points, whole script until stored{label}",
+                             "wall s / CPU s / peak RSS MB, whole process",
+                             f"{ours['wall_s']:.2f} / {ours['cpu_s']:.2f} / {ours['rss_mb']:.0f}",
+                             f"start_run + log_batch(1000) script {theirs['wall_s']:.2f} / "
+                             f"{theirs['cpu_s']:.2f} / {theirs['rss_mb']:.0f}",
+                             f"{ratio:.2f}x MLflow's wall",
+                             f"<= {limit}x", ratio <= limit))
     if "6" in selected and store.name == "sqlite":
         r = footprint.case_history_list_sqlite(workdir)
         for n, m in r.items():
@@ -188,7 +213,7 @@ def _inside(folder: str):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--cases", default="123456789", help="which cases, e.g. 12 (default all)")
+    parser.add_argument("--cases", default="123456789b", help="which cases, e.g. 12 (default all)")
     parser.add_argument("--stores", default="server,sqlite", help="server, sqlite or both")
     parser.add_argument("--output", default=str(HERE / "results.md"))
     args = parser.parse_args(argv)

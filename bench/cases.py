@@ -302,3 +302,85 @@ def case_fork_pool(store, dead_uri: str, repeat: int = 3) -> dict:
     # The one local wait a fork may have: the parent's MLflow import, if still under way.
     out["mlflow_import_s"] = _import_seconds("import mlflow", child_env(store), repeat)
     return out
+
+
+# -- case b: a backlog of a million points at exit -------------------------------------------------
+BACKLOG_POINTS = 1_000_000
+
+OURS_BACKLOG = """
+from azureml.logging import get_azureml_logger
+logger = get_azureml_logger()
+emit(run_id=logger.wait_for_run(120))
+logger.log("big", [float(i) for i in range({n})])
+emit(last_line=time.time())  # the script's last line; its exit delivers or hands over
+"""
+
+MLFLOW_BACKLOG = """
+from mlflow.entities import Metric
+from mlflow.tracking import MlflowClient
+import mlflow
+client = MlflowClient(uri)
+exp = mlflow.set_experiment(os.environ["MLFLOW_EXPERIMENT_NAME"])
+run_id = client.create_run(exp.experiment_id).info.run_id
+start = time.perf_counter()
+now = int(time.time() * 1000)
+points = [Metric("big", float(i), now, i) for i in range({n})]
+for i in range(0, len(points), 1000):
+    client.log_batch(run_id, metrics=points[i:i + 1000])
+emit(seconds=time.perf_counter() - start, run_id=run_id)
+"""
+
+
+def _run_streaming(body: str, env: dict, timeout: float = 1800) -> tuple[dict, float, str]:
+    """Like ``run_child``, also when the child exited (``time.time()``) and its stderr."""
+    code = _PRELUDE + textwrap.dedent(body)
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          timeout=timeout)
+    exited = time.time()
+    values = {}
+    for line in proc.stdout.splitlines():
+        if line.startswith("BENCH "):
+            values.update(json.loads(line[6:]))
+    if proc.returncode != 0 or "last_line" not in values and "seconds" not in values:
+        raise RuntimeError(f"benchmark child failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return values, exited, proc.stderr
+
+
+def case_backlog_at_exit(store, points: int = BACKLOG_POINTS, timeout: float = 1800) -> dict:
+    """One list of ``points`` logged as a script's last line: seconds from that line to the
+    process's exit, and until every point is stored (the exit hands what it would take longer
+    than AZML_HANDOFF_AFTER to deliver to a detached process; the journal is deleted once that
+    is done); against MLflow's own client sending the same points with a ``log_batch`` loop
+    (the call returns when they are stored)."""
+    import re
+
+    home = os.path.join(store.home, f"backlog-{uuid.uuid4().hex[:8]}")
+    env = child_env(store, AZML_HOME=home)
+    ours, exited, err = _run_streaming(OURS_BACKLOG.format(n=points), env, timeout)
+    handed = re.search(r"background process \(pid (\d+)\)", err)
+    deadline = time.monotonic() + timeout
+    while glob_journals(home) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    stored_at = time.time()
+    if glob_journals(home):
+        raise RuntimeError(f"the backlog was not delivered within {timeout} s: {err[-2000:]}")
+    theirs = run_child(MLFLOW_BACKLOG.format(n=points), child_env(store), timeout)
+    counted = {name: _count(store.uri, r["run_id"], "big") for name, r in
+               (("ours", ours), ("mlflow", theirs))}
+    for name, n in counted.items():
+        if n != points:
+            raise RuntimeError(f"{name} stored {n} of {points} points")
+    return {"exit_s": exited - ours["last_line"], "stored_s": stored_at - ours["last_line"],
+            "handed_over": bool(handed), "mlflow_s": theirs["seconds"]}
+
+
+def glob_journals(home: str) -> list:
+    import glob
+
+    return glob.glob(os.path.join(home, "journal", "*.db"))
+
+
+def _count(uri: str, run_id: str, key: str) -> int:
+    from mlflow.tracking import MlflowClient
+
+    return len(MlflowClient(uri).get_metric_history(run_id, key))

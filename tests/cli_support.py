@@ -3,7 +3,11 @@ tags the library writes), call the CLI in-process with CliRunner or as the insta
 from __future__ import annotations
 
 import json
+import os
+import pty
+import select
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -140,3 +144,32 @@ def one_line_error(result_or_proc, *words) -> str:
 def tree(folder: Path) -> dict:
     """``{relative path: bytes}`` of every file below ``folder``."""
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def run_in_a_terminal(args: list, env: dict, cwd, timeout: float = 300) -> tuple[int, str]:
+    """``args`` with a pseudo-terminal as stdin, stdout and stderr: ``(exit code, output)``."""
+    pid, fd = pty.fork()
+    if pid == 0:  # the child
+        os.chdir(cwd)
+        os.execve(args[0], args, env)
+    seen, deadline, reaped = b"", time.monotonic() + timeout, False
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 1.0)
+            if not ready:
+                continue
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            seen += chunk
+        _, status = os.waitpid(pid, 0)
+        reaped = True
+        return os.waitstatus_to_exitcode(status), seen.decode(errors="replace")
+    finally:
+        if not reaped:  # timed out, or the test failed: it must not outlive the test
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        os.close(fd)

@@ -90,6 +90,10 @@ def clean_env(**extra) -> dict:
     # The line a script prints at exit saying where its run is would be one more stderr line in
     # every test that counts them; tests of that line set AZML_QUIET=0.
     env["AZML_QUIET"] = "1"
+    # A test counts what a script stored once it has exited: none of it may be left to a
+    # background delivery that outlives the script because a loaded machine made the exit's
+    # estimate long. Tests of that handoff set AZML_HANDOFF_AFTER themselves.
+    env["AZML_HANDOFF_AFTER"] = "0"
     env.update({k: str(v) for k, v in extra.items() if v is not None})
     return env
 
@@ -124,6 +128,7 @@ def azml_home(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("AZML_HOME", str(home))
     # Legacy scripts make their share directory (AZUREML_NATIVE_SHARE_DIRECTORY) under ~.
     monkeypatch.setenv("AZML_SHARE_DIRECTORY", str(tmp_path / "azml-share"))
+    monkeypatch.setenv("AZML_HANDOFF_AFTER", "0")  # as in clean_env: nothing outlives the test
     # And in-process work runs in the test's folder: MLflow resolves the default artifact root
     # (./mlruns) and we make ./outputs against the process's folder, never the checkout's.
     monkeypatch.chdir(tmp_path)

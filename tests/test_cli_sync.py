@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
 
+from cli_support import run_in_a_terminal
 from conftest import Store, free_port
 
 HEADER = "from azureml.logging import get_azureml_logger\n"
@@ -167,3 +169,34 @@ def test_sync_errors_are_one_line(sqlite_store):
     assert json.loads(failed.stdout)[0]["state"].startswith("failed")
     bad = azml(sqlite_store, "sync", "--give-up-after", "soon", code=2)
     assert "soon" in one_error_line(bad)
+
+
+def journal_of_a_killed_script(store: Store):
+    """A script on the SQLite default SIGKILLed before its sender could deliver anything."""
+    store.run_script(HEADER + textwrap.dedent("""
+        import os, signal, time
+        logger = get_azureml_logger()
+        logger.log("loss", [float(i) for i in range(5000)])
+        time.sleep(0.3)  # committed to the journal (every 50 ms), not yet sent
+        os.kill(os.getpid(), signal.SIGKILL)
+    """), check=False, HOME=str(store.home.parent))
+    (journal,) = store.journals()
+    return journal
+
+
+def test_sync_shows_its_progress_on_a_terminal_and_not_when_piped(sqlite_store):
+    journal_of_a_killed_script(sqlite_store)
+    env = sqlite_store.env(HOME=str(sqlite_store.home.parent))
+    code, out = run_in_a_terminal([sys.executable, "-m", "azml_compat.cli", "sync"], env,
+                                  sqlite_store.workdir)
+    assert code == 0, out
+    assert re.search(r"azml sync: \w+\.db: [\d,]+/[\d,]+ records, 5,000/5,000 points "
+                     r"\([\d,]+ points/s\)", out), out
+    journal_of_a_killed_script(sqlite_store)
+    proc = azml(sqlite_store, "sync", "-o", "json")
+    assert "azml sync:" not in proc.stderr and "\r" not in proc.stderr, proc.stderr
+    (row,) = json.loads(proc.stdout)
+    assert row["points"] == 5000 and row["state"] == "delivered"
+    assert len(sqlite_store.runs()) == 2
+    for run in sqlite_store.runs():
+        assert [m.step for m in sqlite_store.history(run.info.run_id, "loss")] == list(range(5000))

@@ -1,7 +1,9 @@
 """Nothing logged is ever lost: server restarts, server down at start and exit, SIGKILL,
 500/429 answers, many processes at once, unwritable or full journals, `azml sync`."""
 import http.server
+import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -13,6 +15,7 @@ import time
 import pytest
 import requests
 
+from cli_support import run_in_a_terminal
 from conftest import MlflowServer, Store, clean_env, serve_loopback
 
 HEADER = "from azureml.logging import get_azureml_logger\n"
@@ -308,3 +311,100 @@ def test_a_rejected_record_is_set_aside_in_the_journal_never_resent(make_logger)
     assert sqlite3.connect(path).execute("SELECT COUNT(*) FROM records").fetchone()[0] == 0
     session.close()
     assert os.path.exists(path)  # a rejected record is never deleted silently: the file stays
+
+
+def test_sync_resumes_a_big_series_where_a_sigterm_stopped_it(own_server, tmp_path):
+    """A script SIGTERMed while its exit delivers one list of 100,000 points: `azml sync`
+    sends only what the store lacks (at most the requests in flight at the signal again),
+    shows its progress on a terminal, and the run ends with every point once."""
+    own_server.start()
+    store = own_store(own_server, tmp_path)
+    n = 100_000
+    cmd = script(store, f"""
+        import threading
+        logger = get_azureml_logger()
+        print(logger.wait_for_run(120), flush=True)
+        logger.log("big", [float(i) for i in range({n})])
+        threading._register_atexit(lambda: print("exiting", flush=True))
+    """)
+    proc = subprocess.Popen(cmd, cwd=store.workdir, env=store.env(AZML_FLUSH_TIMEOUT=300),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        run_id = proc.stdout.readline().strip()
+        assert proc.stdout.readline().strip() == "exiting"
+        while len(store.client.get_metric_history(run_id, "big")) < 20_000:
+            assert proc.poll() is None, proc.stderr.read()
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 143, err
+    stored = len(store.client.get_metric_history(run_id, "big"))
+    assert stored < n, "the exit delivered everything before the signal: nothing to resume"
+
+    env = store.env(HOME=str(store.workdir))
+    code, out = run_in_a_terminal([sys.executable, "-m", "azml_compat.cli", "sync", "-o",
+                                    "json"], env, store.workdir)
+    assert code == 0, out
+    # The progress line: records and points of this journal, the rate; its last drawing
+    # has every point it had to send sent.
+    drawn = re.findall(r"azml sync: \S+: [\d,]+/[\d,]+ records, ([\d,]+)/([\d,]+) points \(", out)
+    assert drawn, out
+    done, total = (int(x.replace(",", "")) for x in drawn[-1])
+    assert done == total and n - stored <= total <= n - stored + 4 * 1000, (drawn, stored)
+    text = out.replace("\x1b[K", "").replace("\r\n", "\n")
+    (row,) = json.loads(text[text.index("\n[") + 1:text.rindex("]") + 1])
+    # Sent again: only the requests in flight when the signal came (their answer never
+    # reached the journal): at most AZML_MAX_IN_FLIGHT (4) batches of 1,000.
+    assert n - stored <= row["points"] <= n - stored + 4 * 1000, (row, stored)
+    history = store.history(run_id, "big")
+    assert [m.step for m in history] == list(range(n))  # no gap, no duplicate
+    assert [m.value for m in history] == [float(i) for i in range(n)]
+    assert store.journals() == []
+
+
+def _running(pid: int) -> bool:
+    """True while ``pid`` runs (not ours to wait for: a zombie no one reaped counts as ended)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_a_backlog_too_big_for_the_exit_is_delivered_by_a_detached_process(server_store):
+    """A list of 100,000 points logged at the end, with AZML_HANDOFF_AFTER=1: the script exits
+    without waiting for them (one line says how many are left and which process delivers
+    them), `azml sync --list` shows that process, and once it is done every point is in the
+    run once and the run ended as the script did."""
+    n = 100_000
+    proc = server_store.run_script(HEADER + textwrap.dedent(f"""
+        logger = get_azureml_logger()
+        logger.log("big", [float(i) for i in range({n})])
+    """), AZML_HANDOFF_AFTER=1, HOME=str(server_store.workdir))
+    lines = [line for line in proc.stderr.splitlines() if "background process (pid" in line]
+    assert len(lines) == 1, proc.stderr
+    left = int(re.search(r"azml: ([\d,]+) points still to deliver", lines[0])[1].replace(",", ""))
+    assert 0 < left <= n
+    pid = int(re.search(r"pid (\d+)", lines[0])[1])
+    try:
+        if _running(pid):
+            listed = azml_sync(server_store, "--list", "-o", "json")
+            if _running(pid):  # still delivering after the listing: the listing must say so
+                (row,) = json.loads(listed.stdout)
+                assert row["state"] == f"delivering in the background (pid {pid})", row
+        deadline = time.monotonic() + 600
+        while _running(pid) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not _running(pid), "the background delivery did not end"
+    finally:
+        if _running(pid):
+            os.kill(pid, signal.SIGKILL)
+    run = server_store.only_run()
+    assert [m.step for m in server_store.history(run.info.run_id, "big")] == list(range(n))
+    assert run.info.status == "FINISHED"
+    assert server_store.journals() == []
+    assert list((server_store.home / "journal").glob("*.log")) == []

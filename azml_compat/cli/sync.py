@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from collections import OrderedDict
 
 import click
@@ -29,6 +30,7 @@ def _row(result) -> dict:
         "run_id": result.run_id,
         "pending": sum(result.pending.values()),
         "delivered": result.delivered,
+        "points": result.points,
         "rejected": result.rejected,
         "ended": result.ended,
         "state": state,
@@ -112,6 +114,45 @@ def _discard(target: str, yes: bool) -> list:
     return rows
 
 
+class ProgressLine:
+    """Each journal's replay as one line redrawn on stderr: records, points, rate, and why
+    it waits when it does. The one place sync draws progress (``progress_line``)."""
+
+    EVERY = 0.2  # seconds between redraws of a moving line
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+        self._journal = None
+        self._drawn = 0.0
+
+    def __call__(self, state) -> None:
+        now = time.monotonic()
+        moving = state.note is None and state.records_done < state.records
+        if state.journal == self._journal and moving and now - self._drawn < self.EVERY:
+            return
+        if self._journal is not None and state.journal != self._journal:
+            self.stream.write("\n")
+        self._journal, self._drawn = state.journal, now
+        line = (f"azml sync: {os.path.basename(state.journal)}: {state.records_done:,}/"
+                f"{state.records:,} records, {state.points_done:,}/{state.points:,} points "
+                f"({state.rate:,.0f} points/s)")
+        if state.note:
+            line += f"; {redact_text(state.note)}"
+        self.stream.write("\r\x1b[K" + line)
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self._journal is not None:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def progress_line(stream=None) -> ProgressLine | None:
+    """The progress display for a replay: a line on a terminal, nothing when piped."""
+    stream = stream or sys.stderr
+    return ProgressLine(stream) if getattr(stream, "isatty", bool)() else None
+
+
 @click.command()
 @click.option("--list", "list_only", is_flag=True,
               help="Only show every journal: run, store, pending and rejected records, age.")
@@ -136,7 +177,12 @@ def sync(list_only, discard, yes, dry_run, give_up_after):
         return _discard(discard, yes)
     if list_only:
         return list_journals()
-    results = sync_journals(dry_run=dry_run, give_up_after=give_up_after)
+    progress = None if dry_run else progress_line()
+    try:
+        results = sync_journals(dry_run=dry_run, give_up_after=give_up_after, progress=progress)
+    finally:
+        if progress is not None:
+            progress.close()
     rows = [_row(r) for r in results]
     failed = [r for r in results if r.error]
     if failed:

@@ -138,6 +138,9 @@ class FullDiskJournal:
     def settle(self, upto: int, errors: dict | None = None) -> None:
         self._records.settle(upto, errors)
 
+    def advance(self, seq: int, next_step: int) -> None:
+        self._records.advance(seq, next_step)
+
     def update_steps(self, updates, final_upto: int) -> None:
         self._records.update_steps(updates, final_upto)
 
