@@ -19,8 +19,9 @@ from ._journal import Journal, MemoryJournal, SpilledJournal
 from ._keys import KeyMap
 from ._outputs import ProgressBar, scan, warn_skipped
 from ._sender import ForkGate, RunReady, Sender
+from ._tables import Tables
 from ._records import (ARGUMENTS_TAG, END, FILE, FINISHED, MAX_TAG_VALUE, NAME_TAG_PREFIX,
-                       SCRIPT_TAG, TAG, WORKDIR_TAG, RunSpec)
+                       PARENT_TAG, SCRIPT_TAG, TAG, WORKDIR_TAG, RunSpec)
 from ._presentation import NOTE_TAG, RUN_NAME_TAG, run_name, run_note, where_line
 from ._workbench_env import process_start_ms, script_identity
 
@@ -88,10 +89,16 @@ class Session:
 
     def __init__(self, settings: Settings, spec: RunSpec, steps: dict | None = None,
                  keys: KeyMap | None = None, main: bool = True,
-                 unsafe: str | None = None) -> None:
+                 unsafe: str | None = None, parent: "Session | None" = None) -> None:
         self.settings = settings
         self.spec = spec
         self.main = main  # False in a forked child: the parent ends the run
+        # A nested run's (SDK v1's child runs): made and ended by this process through its own
+        # session and journal, linked to the parent's run once the parent's id is known.
+        self.parent = parent
+        self.before_close: list = []  # called first in close(): faces' buffers go out
+        self.tables = Tables(self.dispatcher_put)  # the run's tables (``_tables``)
+        self.before_close.append(self.tables.close)
         self._unsafe = unsafe  # why this process must not call MLflow (records are journaled)
         self.status = FINISHED
         self.keys = keys or KeyMap()
@@ -112,8 +119,30 @@ class Session:
         self.dispatcher.start()  # its sender thread calls back into self.dispatcher
         self._closed = False
         self._ended = False  # outputs/ and the end record are queued
-        if main:
+        if main and parent is None:
             os.makedirs(settings.outputs_dir, exist_ok=True)
+
+    def nested(self, name: str | None, tags: dict | None = None) -> "Session":
+        """A new run under this one (``mlflow.parentRunId``), logged by this process."""
+        spec = RunSpec(tracking_uri=self.spec.tracking_uri,
+                       experiment_name=self.spec.experiment_name, start_time_ms=now_ms(),
+                       tags={**(tags or {}), **({RUN_NAME_TAG: name} if name else {})},
+                       run_key=uuid.uuid4().hex, owned=True, new_key=True)
+        return Session(self.settings, spec, parent=self)
+
+    def _link_parent(self, pause) -> None:
+        """On the nested run's sender thread: wait for the parent's run, then name it in the
+        tags the run is created with (and in the journal, for `azml sync`)."""
+        attempt = 0
+        while self.parent.run.wait(0) is None:
+            pause(min(0.05 * 2 ** attempt, 1.0))
+            attempt += 1
+        self.spec.tags[PARENT_TAG] = self.parent.run.run_id
+        self.dispatcher.journal.set_meta(tags=self.spec.tags)
+
+    def dispatcher_put(self, *record):
+        """``dispatcher.put``, for parts made before the dispatcher (the tables)."""
+        return self.dispatcher.put(*record)
 
     @property
     def steps_dir(self) -> str:
@@ -131,6 +160,7 @@ class Session:
                 "experiment_name": spec.experiment_name,
                 "run_id": spec.run_id, "owned": spec.owned, "start_time_ms": spec.start_time_ms,
                 "run_key": spec.run_key,
+                "parent_key": self.parent.spec.run_key if self.parent else None,
                 "tags": spec.tags, "pid": os.getpid(), "host": socket.gethostname()}
         try:
             return Journal.create(self.settings.journal_dir, self.local_id, meta)
@@ -149,7 +179,8 @@ class Session:
         if self._unsafe:
             raise RuntimeError(self._unsafe)
         self._sender = Sender(self.spec, on_run=self._on_run, on_blocked=self.dispatcher.block,
-                              quiet=not self.main, gate=self.gate, settings=self.settings)
+                              quiet=not self.main, gate=self.gate, settings=self.settings,
+                              before_open=self._link_parent if self.parent else None)
         return self._sender
 
     def quiesce(self, timeout: float) -> bool:
@@ -234,8 +265,10 @@ class Session:
         interrupted = None
         try:
             if not self._ended:
+                for flush in self.before_close:
+                    flush()
                 self._ended = True
-                upload_outputs = self.main and self.settings.upload_outputs
+                upload_outputs = self.main and self.parent is None and self.settings.upload_outputs
                 if upload_outputs:
                     # Only what this run wrote: files left by earlier runs are not its own.
                     files, skipped = scan(self.settings.outputs_dir, self.settings.max_output_bytes,
@@ -280,7 +313,7 @@ class Session:
     def _say_where(self) -> None:
         """One line on stderr with the run's page (as MLflow prints for its own runs), by the
         process that made the run; ``AZML_QUIET=1`` keeps it quiet."""
-        if not (self.main and self.spec.owned and self.run.run_id):
+        if not (self.main and self.parent is None and self.spec.owned and self.run.run_id):
             return
         if self.settings.quiet:
             return
