@@ -127,8 +127,8 @@ class Sender:
         self._uniform = uniform
         self._store_factory = store_factory
         self._on_run = on_run
-        # Called on the sender thread before the run is opened (a nested run waits there for
-        # its parent's id); it may wait, and ends with ``Stopped`` once ``stop()`` is called.
+        # Called on the sender thread before it connects (a nested run waits there for its
+        # parent's id); it may wait, and ends with ``Stopped`` once ``stop()`` is called.
         self._before_open = before_open
         self.store: Store | None = None  # set by start()
         self.run_id: str | None = None
@@ -138,12 +138,14 @@ class Sender:
         """Connect (importing MLflow for most stores) and find or create the run, retrying
         transient failures; ``Stopped`` if ``stop()`` comes first. Call it on the thread that
         will send: it can wait for a store that is down for as long as the process lives."""
+        if self._before_open is not None:
+            # Before connecting: a nested run's store is its parent's, which its parent's
+            # sender is making (importing MLflow, building a new SQLite store): not twice at once.
+            self._before_open(self._pause)
         self.store = self._retry(lambda: self._store_factory(self.spec.tracking_uri), "connect")
         if not getattr(self.store, "FORK_GATED", True):
             self.gate.exempt()
         freeze_heap(self.settings.gc_freeze)
-        if self._before_open is not None:
-            self._before_open(self._pause)
         self.run_id = self._open_run(self.spec)
         if self.store.CONCURRENCY > 1:
             self._pool = _Pool(self.store.CONCURRENCY)

@@ -8,6 +8,7 @@ import os
 import socket
 import sqlite3
 import sys
+import threading
 import time
 import uuid
 
@@ -96,9 +97,11 @@ class Session:
         # A nested run's (SDK v1's child runs): made and ended by this process through its own
         # session and journal, linked to the parent's run once the parent's id is known.
         self.parent = parent
-        self.before_close: list = []  # called first in close(): faces' buffers go out
+        self.before_close: list = []  # called first in end(): faces' buffers go out
         self.tables = Tables(self.dispatcher_put)  # the run's tables (``_tables``)
         self.before_close.append(self.tables.close)
+        self.nested_runs: list[Session] = []  # ended with this run, closed after it
+        self._close_lock = threading.Lock()
         self._unsafe = unsafe  # why this process must not call MLflow (records are journaled)
         self.status = FINISHED
         self.keys = keys or KeyMap()
@@ -128,7 +131,9 @@ class Session:
                        experiment_name=self.spec.experiment_name, start_time_ms=now_ms(),
                        tags={**(tags or {}), **({RUN_NAME_TAG: name} if name else {})},
                        run_key=uuid.uuid4().hex, owned=True, new_key=True)
-        return Session(self.settings, spec, parent=self)
+        child = Session(self.settings, spec, parent=self)
+        self.nested_runs.append(child)
+        return child
 
     def _link_parent(self, pause) -> None:
         """On the nested run's sender thread: wait for the parent's run, then name it in the
@@ -252,32 +257,55 @@ class Session:
         self.dispatcher.put(TAG, NOTE_TAG, note)
 
     # -- end of run ----------------------------------------------------------------------------
-    def close(self, final: bool = True) -> bool:
+    def end(self) -> list:
+        """Queue the end of the run without waiting: the faces' buffers, ``outputs/``, the end
+        record (if we started the run), and the end of nested runs still open (with this
+        run's status). Once; ``close()`` calls it too. The ``(handle, size)`` of each
+        ``outputs/`` file queued."""
+        if self._ended:
+            return []
+        for flush in self.before_close:
+            flush()
+        self._ended = True
+        for child in self.nested_runs:
+            if not child._ended:
+                child.status = self.status
+                child.end()
+        files = []
+        if self.main and self.parent is None and self.settings.upload_outputs:
+            # Only what this run wrote: files left by earlier runs are not its own.
+            files, skipped = scan(self.settings.outputs_dir, self.settings.max_output_bytes,
+                                  since_ms=self.spec.start_time_ms or process_start_ms())
+            warn_skipped(skipped, self.settings.max_output_bytes)
+            files = [(self.dispatcher.put(FILE, d, p), size) for d, p, size in files]
+        if self.main and self.spec.owned:
+            self.dispatcher.put(END, self.status, now_ms())
+        return files
+
+    def close(self, final: bool = True, patience: float | None = None) -> bool:
         """Upload ``outputs/``, end the run if we started it, flush; True if all delivered.
 
         With ``final=False`` (exit hooks that run while the process may still log, from a user
         ``atexit`` handler) the journal stays open if everything was delivered, and a later
-        ``close()`` delivers what came after to the same run.
+        ``close()`` delivers what came after to the same run. ``patience``: seconds without
+        progress to wait (default ``AZML_FLUSH_TIMEOUT``). One caller at a time (a nested run
+        is closed by its own finisher or by its parent's exit, whichever comes first).
         """
+        with self._close_lock:
+            return self._close(final, patience)
+
+    def _close(self, final: bool, patience: float | None) -> bool:
         if self._closed:
             return True
         files = []
         interrupted = None
         try:
-            if not self._ended:
-                for flush in self.before_close:
-                    flush()
-                self._ended = True
-                upload_outputs = self.main and self.parent is None and self.settings.upload_outputs
-                if upload_outputs:
-                    # Only what this run wrote: files left by earlier runs are not its own.
-                    files, skipped = scan(self.settings.outputs_dir, self.settings.max_output_bytes,
-                                          since_ms=self.spec.start_time_ms or process_start_ms())
-                    warn_skipped(skipped, self.settings.max_output_bytes)
-                    files = [(self.dispatcher.put(FILE, d, p), size) for d, p, size in files]
-                if self.main and self.spec.owned:
-                    self.dispatcher.put(END, self.status, now_ms())
-            delivered = self._wait(files)
+            files = self.end()
+            delivered = self._wait(files, patience)
+            for child in self.nested_runs:
+                # Their records went out alongside ours: waiting again only if ours arrived
+                # (a store that took nothing for the bound is not waited for once per child).
+                delivered = child.close(final=True, patience=None if delivered else 0.0) and delivered
         except (KeyboardInterrupt, SystemExit) as exc:
             # Ctrl-C or SIGTERM anywhere in the exit (while outputs/ is scanned or while it
             # waits for a slow store): stop, keep everything in the journal and say so; the
@@ -323,8 +351,8 @@ class Session:
         log.warning("%s", where_line(self.spec.tracking_uri,
                                      getattr(store, "experiment_id", None), self.run.run_id))
 
-    def _wait(self, files) -> bool:
-        timeout = self.settings.flush_timeout
+    def _wait(self, files, patience: float | None = None) -> bool:
+        timeout = self.settings.flush_timeout if patience is None else patience
         bar = ProgressBar(sum(size for _, size in files))
         if not bar.enabled:
             return self.dispatcher.flush(timeout, stall_timeout=True)

@@ -61,6 +61,18 @@ def encode(columns: list[str], rows: list[tuple]) -> bytes:
                       allow_nan=False).encode("utf-8", "surrogatepass")
 
 
+def table_paths(tags: dict) -> list[str]:
+    """The tables a run's ``mlflow.loggedArtifacts`` tag lists (ours and MLflow's own)."""
+    try:
+        listed = json.loads(tags.get(LOGGED_ARTIFACTS_TAG) or "[]")
+    except ValueError:
+        return []
+    if not isinstance(listed, list):
+        return []
+    return [e["path"] for e in listed if isinstance(e, dict) and e.get("type") == "table"
+            and isinstance(e.get("path"), str)]
+
+
 def logged_artifacts(paths: list[str]) -> str:
     """The ``mlflow.loggedArtifacts`` tag for ``paths``, names unescaped (see above)."""
     return json.dumps([{"path": p, "type": "table"} for p in paths], ensure_ascii=False)

@@ -418,3 +418,41 @@ def test_the_served_azureml_core_is_ours_and_not_covered_names_fail_clearly(sqli
         "True True", "NC azureml.core: Experiment()", "NC azureml.core: Dataset.get_by_name()",
         "NC azureml.core: run.register_model()", "NC azureml.core: run.get_secret()",
         "NC azureml.core: run.input_datasets", "NC azureml.core: run.submit_child"]
+
+
+FAMILY = '''
+from azureml.core import Run
+run = Run.get_context()
+run.log("acc", 0.9)
+run.tag("team", "vision")
+run.add_properties({"dataset": "v3"})
+run.log_table("scores", {"fold": [1, 2], "score": [0.7, 0.8]})
+with run.child_run("fold-1") as child:
+    child.log("child_acc", 0.8)
+'''
+
+
+def test_azml_history_shows_sdk_v1_runs_with_children_properties_and_tables(sqlite_store):
+    sqlite_store.run_script(FAMILY)
+    env = sqlite_store.env()
+
+    def azml(*args):
+        proc = subprocess.run(["azml", "history", *args], cwd=sqlite_store.workdir, env=env,
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    rows = json.loads(azml("list", "-o", "json"))
+    by_name = {r["name"]: r for r in rows}
+    assert set(by_name) == {"train.py", "fold-1"}, rows
+    parent, child = by_name["train.py"], by_name["fold-1"]
+    assert child["parent_run_id"] == parent["run_id"] and "parent_run_id" not in parent
+    assert parent["acc"] == 0.9 and parent["team"] == "vision" and parent["scores"] == "scores.json"
+    assert parent["properties"]["params"] == {"dataset": "v3"}
+    assert "Parent_run_id" in azml("list", "-o", "table").splitlines()[0]
+    info = json.loads(azml("info", "-r", parent["run_id"], "-o", "json"))
+    assert info["children"] == [child["run_id"]]
+    assert "scores.json" in info["attachments"].split(", ")
+    assert info["series"]["scores.score"] == [0.7, 0.8]
+    compared = azml("compare", "-r", parent["run_id"], "-r", child["run_id"], "-o", "table")
+    assert "Parent_run_id" in compared and "param dataset" in compared

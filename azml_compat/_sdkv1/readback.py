@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from .._records import LEGACY_NAME_TAG_PREFIX, NAME_TAG_PREFIX, PARENT_TAG
-from .._tables import LOGGED_ARTIFACTS_TAG
+from .._tables import table_paths
 
 # MLflow's run statuses as SDK v1 named them (``run.get_status()``).
 STATUS = {"RUNNING": "Running", "SCHEDULED": "NotStarted", "FINISHED": "Completed",
@@ -27,15 +27,6 @@ def _names(tags: dict) -> dict:
             if tag.startswith(prefix):
                 out[tag[len(prefix):]] = value
     return out
-
-
-def table_paths(tags: dict) -> list[str]:
-    try:
-        listed = json.loads(tags.get(LOGGED_ARTIFACTS_TAG) or "[]")
-    except ValueError:
-        return []
-    return [e["path"] for e in listed if isinstance(e, dict) and e.get("type") == "table"
-            and isinstance(e.get("path"), str)]
 
 
 def _load_table(mlflow_client, run_id: str, path: str) -> dict:

@@ -339,17 +339,10 @@ class Run(Face):
         Use it as a context manager, or end it with ``complete()``/``fail()``."""
         if run_id is not None or outputs is not None:
             raise NotCovered("run.child_run(run_id=..., outputs=...)")
-        parent = self._session
-        session = parent.nested(name if name is None else str(name))
+        # Ended with this run if never ended itself (the session does it, with this status).
+        session = self._session.nested(name if name is None else str(name))
         child = Run._over(session, parent=self)
         self._children.append(child)
-
-        def end_with_parent():  # a child never ended ends with the process, as it did
-            if not session._ended:
-                session.status = parent.status
-            session.close()
-
-        parent.before_close.append(end_with_parent)
         return child
 
     def create_children(self, count=None, tag_key=None, tag_values=None) -> list:
@@ -386,16 +379,17 @@ class Run(Face):
 
     # -- end of the run ------------------------------------------------------------------------
     def _end(self, status: str) -> None:
+        """The end is queued, not waited for (SDK v1 waited; here delivery goes on in the
+        background like every other record, and the exit waits for it, bounded). A nested
+        run's threads and journal are let go once it is delivered."""
         session = self._session
         if session._ended:
             return
         session.status = status
-        if self._parent is None:
-            # The process's run: ended now, its journal kept open, so what the script logs
-            # after this still reaches the same run (the exit delivers it).
-            session.close(final=False)
-        else:
-            session.close()
+        session.end()
+        if self._parent is not None:
+            threading.Thread(target=_close_when_delivered, args=(session,),
+                             name="azml-nested-end", daemon=True).start()
 
     def complete(self, _set_status=True) -> None:
         """The run ends FINISHED (after delivering what was logged, bounded)."""
@@ -498,6 +492,15 @@ class Run(Face):
         return (f"Run(Experiment: {session.spec.experiment_name},\n"
                 f"Id: {session.run.run_id or 'pending'},\nType: azureml.scriptrun,\n"
                 f"Status: Running)")
+
+
+def _close_when_delivered(session) -> None:
+    """A nested run's finisher: once its records are stored, close it (threads, journal); if
+    the process exits first, the parent's close does it, bounded like the rest of the exit."""
+    while not session.dispatcher.flush(1.0):
+        if session._closed:
+            return
+    session.close()
 
 
 def classify_number(value) -> bool:
