@@ -456,3 +456,19 @@ def test_azml_history_shows_sdk_v1_runs_with_children_properties_and_tables(sqli
     assert info["series"]["scores.score"] == [0.7, 0.8]
     compared = azml("compare", "-r", parent["run_id"], "-r", child["run_id"], "-o", "table")
     assert "Parent_run_id" in compared and "param dataset" in compared
+
+
+def test_the_sdkv1_example_runs_unchanged(sqlite_store):
+    source = (REPO / "examples" / "sdkv1-diabetes" / "train.py").read_text()
+    proc = sqlite_store.run_script(source, "--alphas", "0.1", "1.0", timeout=240)
+    assert "alpha is 0.10" in proc.stdout and "Running offline" not in proc.stdout
+    runs = {r.info.run_name: r for r in sqlite_store.runs()}
+    parent = runs["train.py"]
+    assert set(runs) == {"train.py", "alpha 0.10", "alpha 1.00"}
+    assert all(runs[n].data.tags["mlflow.parentRunId"] == parent.info.run_id
+               for n in ("alpha 0.10", "alpha 1.00"))
+    assert len(sqlite_store.history(parent.info.run_id, "mse")) == 2
+    assert parent.data.params == {"dataset": "sklearn diabetes", "test_size": "0.2"}
+    paths = sqlite_store.artifact_paths(parent.info.run_id)
+    assert {"mse by alpha.json", "mse_vs_alpha.png", "outputs/ridge_0.10.pkl"} <= paths
+    assert "Metrics: ['best_alpha', 'mse', 'mse by alpha', 'mse_per_alpha']" in proc.stdout
