@@ -472,3 +472,35 @@ def test_the_sdkv1_example_runs_unchanged(sqlite_store):
     paths = sqlite_store.artifact_paths(parent.info.run_id)
     assert {"mse by alpha.json", "mse_vs_alpha.png", "outputs/ridge_0.10.pkl"} <= paths
     assert "Metrics: ['best_alpha', 'mse', 'mse by alpha', 'mse_per_alpha']" in proc.stdout
+
+
+POOL = '''
+import multiprocessing as mp
+from azureml.core import Run
+from azureml.logging import get_azureml_logger
+run = Run.get_context()
+logger = get_azureml_logger()
+run.log("parent", 1)
+
+def work(i):
+    assert Run.get_context() is run  # the object the script holds, rebound in the worker
+    run.log("worker", float(i))
+    logger.log("worker_wb", float(i))
+    run.log_row("rows", i=i)
+    run.flush(60)
+    return i
+
+if __name__ == "__main__":
+    with mp.get_context("fork").Pool(2) as pool:
+        assert sorted(pool.map(work, range(4))) == [0, 1, 2, 3]
+    run.log("parent", 2)
+'''
+
+
+def test_forked_workers_log_to_the_same_run_through_both_faces(sqlite_store):
+    sqlite_store.run_script(POOL)
+    run = sqlite_store.only_run()
+    assert run.info.status == "FINISHED"
+    assert sorted(m.value for m in sqlite_store.history(run.info.run_id, "worker")) == [0, 1, 2, 3]
+    assert sorted(m.value for m in sqlite_store.history(run.info.run_id, "worker_wb")) == [0, 1, 2, 3]
+    assert [m.value for m in sqlite_store.history(run.info.run_id, "parent")] == [1.0, 2.0]

@@ -55,8 +55,9 @@ class Venv:
         self.python = str(root / "bin" / "python")
 
     def env(self, **extra) -> dict:
-        env = clean_env(**extra)
-        env.pop("PYTHONPATH", None)  # the venv's packages, not the checkout
+        env = clean_env()
+        env.pop("PYTHONPATH", None)  # the venv's packages, not the checkout (unless given)
+        env.update({k: str(v) for k, v in extra.items()})
         return env
 
     def pip(self, *args) -> None:
@@ -103,16 +104,17 @@ def _project(tmp_path: Path) -> Path:
     return project
 
 
-LOGS = r'''
+LOGS_ANYWHERE = r'''
 from azureml.core import Run
-import azml_compat, sys
-assert azml_compat.__file__.startswith(sys.prefix), azml_compat.__file__  # the venv's wheel
 run = Run.get_context()
 run.log("acc", 0.5)
 run.log_row("tbl", a=1)
 run.flush()
 print("RUN", run.id)
 '''
+# ... and with the venv's wheel, not the checkout or the machine's editable install
+LOGS = ("import azml_compat, sys\nassert azml_compat.__file__.startswith(sys.prefix), "
+        "azml_compat.__file__\n" + LOGS_ANYWHERE)
 
 
 def _logs_to_server(venv: Venv, project: Path, server) -> None:
@@ -214,3 +216,39 @@ def test_our_run_takes_what_the_real_run_takes(core_venv, tmp_path):
     assert ours == real
     for name in PROPERTIES:  # attributes the real Run has as properties: ours too
         assert isinstance(inspect.getattr_static(Run, name), property), name
+
+
+def _interpreter(version: str) -> str | None:
+    """A Python ``version`` on this machine (PATH or pyenv's versions), or None."""
+    found = [shutil.which(f"python{version}")] + sorted(
+        str(p) for p in (Path.home() / ".pyenv" / "versions").glob(f"{version}.*/bin/python"))
+    for candidate in filter(None, found):
+        probe = subprocess.run([candidate, "-c", "import sys; print(sys.version_info[:2])"],
+                               capture_output=True, text=True)
+        if probe.returncode == 0 and probe.stdout.strip() == str(tuple(map(int, version.split(".")))):
+            return candidate
+    return None
+
+
+@pytest.mark.parametrize("version", ["3.10", "3.12", "3.13"])
+def test_the_face_imports_and_logs_on_other_pythons(version, tmp_path, mlflow_server):
+    # 3.13 is where the real package's submitted-run path stops importing (imghdr is gone).
+    # Without MLflow in that interpreter: a tracking server is reached through requests alone.
+    python = _interpreter(version)
+    if python is None:
+        pytest.skip(f"no Python {version} on this machine")
+    root = tmp_path / "v"
+    subprocess.run([python, "-m", "venv", str(root)], check=True, capture_output=True, timeout=300)
+    venv = Venv.__new__(Venv)
+    venv.root, venv.python = root, str(root / "bin" / "python")
+    venv.pip("install", "requests>=2.28", "click>=8.1", "tabulate>=0.9", "jmespath>=1.0")
+    project = _project(tmp_path)
+    experiment = f"py{version}-{uuid.uuid4().hex[:6]}"
+    proc = venv.run(LOGS_ANYWHERE, project,
+                    PYTHONPATH=REPO, MLFLOW_TRACKING_URI=mlflow_server.url,
+                    MLFLOW_EXPERIMENT_NAME=experiment, AZML_HOME=project / "home")
+    run_id = proc.stdout.split("RUN ")[1].split()[0]
+    from mlflow.tracking import MlflowClient
+
+    run = MlflowClient(mlflow_server.url).get_run(run_id)
+    assert run.data.metrics["acc"] == 0.5 and run.data.metrics["tbl.a"] == 1.0
