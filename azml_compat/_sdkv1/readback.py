@@ -1,11 +1,12 @@
 """What SDK v1's ``get_metrics``/``get_tags``/``get_properties``/``get_details`` return, read
-back from the store through MLflow's own client (any store: SQLite, a server, a plugin), in
-SDK v1's shapes. Only called after the session has delivered what this process logged."""
+back from the store in SDK v1's shapes, through the ``azml`` CLI's queries (``_query.History``:
+a tracking server over plain REST, no MLflow import, bounded on a dead server; other stores
+through MLflow's client). Only called after the session has delivered what this process logged."""
 from __future__ import annotations
 
 import json
 
-from .._records import LEGACY_NAME_TAG_PREFIX, NAME_TAG_PREFIX, PARENT_TAG
+from .._records import LEGACY_NAME_TAG_PREFIX, NAME_TAG_PREFIX
 from .._tables import table_paths
 
 # MLflow's run statuses as SDK v1 named them (``run.get_status()``).
@@ -14,9 +15,10 @@ STATUS = {"RUNNING": "Running", "SCHEDULED": "NotStarted", "FINISHED": "Complete
 
 
 def client(tracking_uri: str):
-    from mlflow.tracking import MlflowClient
+    """The queries for the store at ``tracking_uri`` (the unredacted one the session uses)."""
+    from .._query import History
 
-    return MlflowClient(tracking_uri=tracking_uri)
+    return History(tracking_uri)
 
 
 def _names(tags: dict) -> dict:
@@ -29,24 +31,25 @@ def _names(tags: dict) -> dict:
     return out
 
 
-def _load_table(mlflow_client, run_id: str, path: str) -> dict:
+def _load_table(history, run_id: str, path: str) -> dict:
     import tempfile
 
     with tempfile.TemporaryDirectory() as folder:
-        local = mlflow_client.download_artifacts(run_id, path, folder)
+        local = history.fetch_file(run_id, path, folder)
         with open(local, encoding="utf-8") as stream:
             doc = json.load(stream)
     columns, rows = doc.get("columns", []), doc.get("data", [])
     return {c: [row[i] if i < len(row) else None for row in rows] for i, c in enumerate(columns)}
 
 
-def metrics(mlflow_client, run_id: str, name: str | None = None, known=None) -> dict:
+def metrics(history, run_id: str, name: str | None = None, known=None) -> dict:
     """``{name: value}`` for a name logged once, ``{name: [values]}`` for a series (in step
     order), ``{table: {column: [cells]}}`` for a table; a table's ``<table>.<column>`` metrics
     (ours, for charts) are not listed again. ``known(table)``: the rows of a table this
     process wrote (and has just delivered), else None: read from the store."""
-    run = mlflow_client.get_run(run_id)
+    run = history.run(run_id)
     tags = run.data.tags
+    points = (history.server or history.client).get_metric_history
     names = _names(tags)
     tables = {path[:-len(".json")]: path for path in table_paths(tags)}
     out: dict = {}
@@ -57,23 +60,25 @@ def metrics(mlflow_client, run_id: str, name: str | None = None, known=None) -> 
         table, _, column = shown.rpartition(".")
         if table in tables and column:
             continue
-        history = sorted(mlflow_client.get_metric_history(run_id, key),
-                         key=lambda m: (m.step, m.timestamp))
-        values = [m.value for m in history]
+        values = [m.value for m in sorted(points(run_id, key), key=lambda m: (m.step, m.timestamp))]
         out[shown] = values[0] if len(values) == 1 else values
     for table, path in tables.items():
         if name is None or table == name:
             rows = known(table) if known is not None else None
-            out[table] = rows if rows is not None else _load_table(mlflow_client, run_id, path)
+            out[table] = rows if rows is not None else _load_table(history, run_id, path)
     return out
 
 
-def children(mlflow_client, run) -> list:
-    """The runs nested directly under ``run`` (MLflow's ``mlflow.parentRunId``), oldest first."""
-    found = mlflow_client.search_runs(
-        [run.info.experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{run.info.run_id}'",
-        order_by=["attributes.start_time ASC"])
-    return list(found)
+def children(history, run) -> list:
+    """The runs nested directly under ``run`` (MLflow's ``mlflow.parentRunId``)."""
+    return [history.run(run_id) for run_id in history.children(run)]
+
+
+def delete_tag(history, run_id: str, key: str) -> None:
+    if history.server is not None:
+        history.server.call("runs/delete-tag", "POST", {"run_id": run_id, "key": key})
+    else:
+        history.client.delete_tag(run_id, key)
 
 
 def user_tags(tags: dict) -> dict:

@@ -99,16 +99,20 @@ class Run(Face):
 
     @property
     def id(self) -> str:
-        """The MLflow run id. The run is created in the background: this waits for it (up to
-        ``AZML_FLUSH_TIMEOUT`` seconds); a store that cannot be reached raises."""
+        """The MLflow run id. The run is made in the background: this waits for it, up to
+        ``AZML_FLUSH_TIMEOUT`` seconds. A store that cannot be reached by then must not end the
+        training: it warns once and gives ``pending_<run key>``, the key `azml sync` creates
+        the run under (the tag ``mlflow.azml.run_key``)."""
         session = self._session
         run_id = session.run.run_id or session.run.wait(session.settings.flush_timeout)
-        if run_id is None:
-            raise DeliveryTimeout(
-                f"run.id: the run is not created yet at {session.dispatcher.store} after "
-                f"{session.settings.flush_timeout:g} s (AZML_FLUSH_TIMEOUT); what is logged "
-                f"stays in the journal for `azml sync`")
-        return run_id
+        if run_id is not None:
+            return run_id
+        if not getattr(self, "_told_pending", False):
+            self._told_pending = True
+            log.warning("run.id: the run is not created yet at %s after %g s "
+                        "(AZML_FLUSH_TIMEOUT); using its key until it is", session.dispatcher.store,
+                        session.settings.flush_timeout)
+        return f"pending_{session.spec.run_key}"
 
     @property
     def parent(self) -> "Run | None":
@@ -415,13 +419,17 @@ class Run(Face):
 
     # -- reading back --------------------------------------------------------------------------
     def _delivered(self):
-        """An MLflow client and this run's id, once what this process logged is stored."""
+        """The store's queries and this run's id, once what this process logged is stored."""
         session = self._session
         session.tables.flush()
         if not session.dispatcher.flush(session.settings.flush_timeout, stall_timeout=True):
             log.warning("reading run %s back while some of its records are not stored yet",
                         session.run.run_id or "(not created yet)")
-        return readback.client(session.spec.tracking_uri), self.id
+        run_id = session.run.run_id or session.run.wait(session.settings.flush_timeout)
+        if run_id is None:
+            raise DeliveryTimeout(f"cannot read run {self.id} back: it is not created yet at "
+                                  f"{session.dispatcher.store}")
+        return readback.client(session.spec.tracking_uri), run_id
 
     def get_metrics(self, name=None, recursive=False, run_type=None, populate=False) -> dict:
         """SDK v1's shapes: a name logged once -> its value, N times -> the list, a table ->
@@ -432,7 +440,7 @@ class Run(Face):
             return readback.metrics(client, run_id, name, self._session.tables.rows)
         for child in self.get_children(recursive=True):
             child._delivered()
-        out, todo = {}, [client.get_run(run_id)]
+        out, todo = {}, [client.run(run_id)]
         while todo:
             run = todo.pop(0)
             out[run.info.run_id] = readback.metrics(client, run.info.run_id, name)
@@ -441,28 +449,28 @@ class Run(Face):
 
     def get_tags(self) -> dict:
         client, run_id = self._delivered()
-        return readback.user_tags(client.get_run(run_id).data.tags)
+        return readback.user_tags(client.run(run_id).data.tags)
 
     def remove_tags(self, tags) -> None:
         keys = [tags] if isinstance(tags, str) else list(tags)
         client, run_id = self._delivered()
-        present = client.get_run(run_id).data.tags
+        present = client.run(run_id).data.tags
         for key in keys:
             mapped = self._key(key)
             if mapped in present:
-                client.delete_tag(run_id, mapped)
+                readback.delete_tag(client, run_id, mapped)
 
     def get_properties(self) -> dict:
         client, run_id = self._delivered()
-        return dict(client.get_run(run_id).data.params)
+        return dict(client.run(run_id).data.params)
 
     def get_status(self) -> str:
         client, run_id = self._delivered()
-        return readback.STATUS.get(client.get_run(run_id).info.status, "Running")
+        return readback.STATUS.get(client.run(run_id).info.status, "Running")
 
     def get_details(self) -> dict:
         client, run_id = self._delivered()
-        run = client.get_run(run_id)
+        run = client.run(run_id)
         return readback.details(run, dict(run.data.params))
 
     # -- the rest of SDK v1's Run: named, not covered ------------------------------------------
