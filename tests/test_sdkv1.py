@@ -95,6 +95,8 @@ except RuntimeError:
     pass
 metrics = run.get_metrics()
 os.makedirs("logs", exist_ok=True)
+with open("logs/train.log", "w") as f:
+    f.write("epoch 1\n")
 print("METRICS:", json.dumps(metrics, sort_keys=True, ensure_ascii=False))
 print("TAGS:", json.dumps(run.get_tags(), sort_keys=True))
 print("PROPERTIES:", json.dumps(run.get_properties(), sort_keys=True))
@@ -169,6 +171,7 @@ def _check_every_call(client, run_id: str, lines: dict, download) -> None:
     assert download("tree/a.txt") == b"A" and download("tree/sub/b.txt") == b"B"
     assert download("many/x.txt") == b"A"
     assert download("outputs/model.txt") == b"model"
+    assert download("logs/train.log") == b"epoch 1\n"  # SDK v1 uploaded ./logs too
     # Tags and properties.
     assert tags["team"] == "vision" and tags["flagged"] == "" and tags["k1"] == "v1"
     assert "k2" not in tags

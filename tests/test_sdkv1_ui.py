@@ -36,9 +36,9 @@ def test_the_mlflow_ui_shows_an_sdkv1_run(server_store, browser_page, tmp_path):
     # The experiment's runs: the parent, its three children nested under it once expanded.
     page.goto(f"{url}/#/experiments/{experiment}/runs?workflowType=machine_learning")
     page.get_by_text("train.py").first.wait_for()
-    expander = page.locator('[data-testid="runs-table-expander"], button[aria-label*="xpand"]')
-    if expander.count():
-        expander.first.click()
+    # The parent's row opens on its expander (the first button of the row's name cell).
+    row = page.locator('[role="row"]').filter(has_text="train.py").first
+    row.locator('[role="button"]').first.click()
     page.get_by_text("alpha 0.5").first.wait_for()
     _save(page, tmp_path, "ui-sdkv1-child-runs.png")
 

@@ -22,7 +22,9 @@ from .. import _process
 from .._exceptions import DeliveryTimeout
 from .._face import Face
 from .._logger import AzureMLLogger
+from .._outputs import scan, warn_skipped
 from .._paths import clean_artifact_path
+from .._workbench_env import process_start_ms
 from .._presentation import RUN_NAME_TAG
 from .._records import ARTIFACT, FAILED, FILE, FINISHED, KILLED, MAX_TAG_VALUE, METRIC, PARAM, SERIES, TAG
 from .._values import POINT, classify, encode_text
@@ -79,6 +81,7 @@ class Run(Face):
         run._children: list[Run] = []
         if parent is None:
             _process.bind(run)  # the process's run: rebound after os.fork
+            run._session.before_close.append(run._upload_logs)
         else:
             run._bind(session)
         return run
@@ -303,6 +306,19 @@ class Run(Face):
                 target = "/".join(p for p in (root, "" if relative == "." else relative, file) if p)
                 self.upload_file(target.replace(os.sep, "/"), os.path.join(folder, file),
                                  datastore_name=datastore_name)
+
+    def _upload_logs(self) -> None:
+        """SDK v1 uploaded ``./logs`` too: its files this run wrote, as ``logs/...``, at the end
+        (queued with ``outputs/``)."""
+        session = self._session
+        settings = session.settings
+        if not (session.main and settings.upload_outputs):
+            return
+        files, skipped = scan(os.path.join(settings.cwd, "logs"), settings.max_output_bytes,
+                              since_ms=session.spec.start_time_ms or process_start_ms(), root="logs")
+        warn_skipped(skipped, settings.max_output_bytes)
+        for folder, path, _ in files:
+            self._put(FILE, folder, path)
 
     # -- tags and properties -------------------------------------------------------------------
     def tag(self, key, value=None) -> None:
