@@ -29,7 +29,7 @@ from .._presentation import RUN_NAME_TAG
 from .._records import ARTIFACT, FAILED, FILE, FINISHED, KILLED, MAX_TAG_VALUE, METRIC, PARAM, SERIES, TAG
 from .._values import POINT, classify, encode_text
 from . import readback
-from .unsupported import NotCovered
+from .unsupported import NotCovered, NotCoveredAttribute
 
 log = logging.getLogger("azml")
 _time_ns = time.time_ns
@@ -61,7 +61,7 @@ class _Experiment:
     def __getattr__(self, name: str):
         if name.startswith("__"):
             raise AttributeError(name)
-        raise NotCovered(f"run.experiment.{name}")
+        raise NotCoveredAttribute(f"run.experiment.{name}")
 
     def __repr__(self) -> str:
         return f"Experiment(Name: {self.name})"
@@ -509,7 +509,7 @@ class Run(Face):
     def __getattr__(self, name: str):
         if name.startswith("_"):
             raise AttributeError(name)
-        raise NotCovered(f"run.{name}")
+        raise NotCoveredAttribute(f"run.{name}")
 
     def __repr__(self) -> str:
         session = self._session

@@ -23,6 +23,12 @@ class NotCovered(AzmlError, NotImplementedError):
         self.call = call
 
 
+class NotCoveredAttribute(NotCovered, AttributeError):
+    """An attribute of SDK v1's ``Run`` we do not provide: ``hasattr`` is False for it (and a
+    library probing with ``getattr(obj, name, default)`` gets its default), while a script
+    using it gets the same one clear line as any other ``NotCovered``."""
+
+
 class _Call:
     """An attribute of a stand-in: a further attribute or a call names the whole path."""
 
