@@ -221,9 +221,10 @@ def test_our_run_takes_what_the_real_run_takes(core_venv, tmp_path):
 
 
 def _interpreter(version: str) -> str | None:
-    """A Python ``version`` on this machine (PATH or pyenv's versions), or None."""
+    """A Python ``version`` on this machine (PATH, or next to this one: pyenv's versions), or
+    None."""
     found = [shutil.which(f"python{version}")] + sorted(
-        str(p) for p in (Path.home() / ".pyenv" / "versions").glob(f"{version}.*/bin/python"))
+        str(p) for p in Path(sys.base_prefix).parent.glob(f"{version}.*/bin/python"))
     for candidate in filter(None, found):
         probe = subprocess.run([candidate, "-c", "import sys; print(sys.version_info[:2])"],
                                capture_output=True, text=True)

@@ -4,6 +4,7 @@ in test_ui_browser.py (``AZML_SCREENSHOTS=DIR``: how docs/img/ is made)."""
 from __future__ import annotations
 
 import textwrap
+from urllib.parse import quote
 
 from test_ui_browser import _save, browser_page  # noqa: F401 - the fixture
 
@@ -33,13 +34,16 @@ def test_the_mlflow_ui_shows_an_sdkv1_run(server_store, browser_page, tmp_path):
     url = server_store.uri
     page = browser_page
 
-    # The experiment's runs: the parent, its three children nested under it once expanded.
+    # The experiment's runs: the parent (its children folded under it), then the children
+    # themselves, found by the search the UI keeps in its address.
     page.goto(f"{url}/#/experiments/{experiment}/runs?workflowType=machine_learning")
     page.get_by_text("train.py").first.wait_for()
-    # The parent's row opens on its expander (the first button of the row's name cell).
-    row = page.locator('[role="row"]').filter(has_text="train.py").first
-    row.locator('[role="button"]').first.click()
+    _save(page, tmp_path, "ui-sdkv1-runs.png")
+    search = quote(f"tags.`mlflow.parentRunId` = '{run_id}'")
+    page.goto(f"{url}/#/experiments/{experiment}/runs?workflowType=machine_learning"
+              f"&searchFilter={search}")
     page.get_by_text("alpha 0.5").first.wait_for()
+    page.get_by_text("alpha 1.0").first.wait_for()
     _save(page, tmp_path, "ui-sdkv1-child-runs.png")
 
     # The table: MLflow's own view of a logged table, from the artifacts page.
