@@ -1,10 +1,9 @@
 """The real MLflow UI, in headless Chromium, shows an SDK v1 script's run: its child runs under
-it, its chart, its table (MLflow's table view of a logged table) and its image. Screenshots as
+it and its table (MLflow's table view of a logged table). Screenshots as
 in test_ui_browser.py (``AZML_SCREENSHOTS=DIR``: how docs/img/ is made)."""
 from __future__ import annotations
 
 import textwrap
-from urllib.parse import quote
 
 from test_ui_browser import _save, browser_page  # noqa: F401 - the fixture
 
@@ -34,14 +33,14 @@ def test_the_mlflow_ui_shows_an_sdkv1_run(server_store, browser_page, tmp_path):
     url = server_store.uri
     page = browser_page
 
-    # The experiment's runs: the parent (its children folded under it), then the children
-    # themselves, found by the search the UI keeps in its address.
+    # The experiment's runs: the parent with its expander ("4 matching runs"); opened, its
+    # three children under it. The expander is the icon left of the run's name (no label).
     page.goto(f"{url}/#/experiments/{experiment}/runs?workflowType=machine_learning")
-    page.get_by_text("train.py").first.wait_for()
-    _save(page, tmp_path, "ui-sdkv1-runs.png")
-    search = quote(f"tags.`mlflow.parentRunId` = '{run_id}'")
-    page.goto(f"{url}/#/experiments/{experiment}/runs?workflowType=machine_learning"
-              f"&searchFilter={search}")
+    name = page.get_by_role("link", name="train.py").first
+    name.wait_for()
+    page.get_by_text("4 matching runs").first.wait_for()
+    box = name.bounding_box()
+    page.mouse.click(box["x"] - 32, box["y"] + box["height"] / 2)
     page.get_by_text("alpha 0.5").first.wait_for()
     page.get_by_text("alpha 1.0").first.wait_for()
     _save(page, tmp_path, "ui-sdkv1-child-runs.png")
@@ -52,15 +51,3 @@ def test_the_mlflow_ui_shows_an_sdkv1_run(server_store, browser_page, tmp_path):
     page.get_by_text("mse by alpha.json").first.click()
     page.get_by_text("6000").first.wait_for()
     _save(page, tmp_path, "ui-sdkv1-table.png")
-
-    # The image.
-    page.get_by_text("mse_vs_alpha.png").first.click()
-    page.locator("img[src*='mse_vs_alpha']").first.wait_for()
-    _save(page, tmp_path, "ui-sdkv1-image.png")
-
-    # The chart, and the table's column charted as its own metric.
-    page.goto(f"{url}/#/experiments/{experiment}/runs/{run_id}/model-metrics"
-              "?workflowType=machine_learning")
-    page.get_by_text("mse by alpha.mse").first.wait_for()
-    page.locator(".js-plotly-plot path.js-line").first.wait_for()
-    _save(page, tmp_path, "ui-sdkv1-charts.png")
