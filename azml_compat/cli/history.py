@@ -39,8 +39,11 @@ def list_table(rows: list[dict]) -> list:
     """Workbench's table transformer: the metrics, then Duration, Run_id, Script_name,
     Start_time_utc, Status."""
     names = metric_names(rows)
+    # SDK v1's child runs: a Parent_run_id column, only when a listed run has a parent.
+    columns = list(LIST_COLUMNS) + (["parent_run_id"] if any(r.get("parent_run_id") for r in rows)
+                                    else [])
     return [OrderedDict([(n, _cell(r.get(n))) for n in names] +
-                        [(c.capitalize(), _cell(r.get(c))) for c in LIST_COLUMNS]) for r in rows]
+                        [(c.capitalize(), _cell(r.get(c))) for c in columns]) for r in rows]
 
 
 def _list_droppable(headers: list) -> list:
@@ -73,8 +76,9 @@ def compare_table(rows: list[dict]) -> list:
     body = [line("Run_id", [r["run_id"] for r in rows])]
     body += [line(n, [r.get(n) for r in rows]) for n in names]
     body += [line(f"param {p}", [r["properties"]["params"].get(p) for r in rows]) for p in params]
-    body += [line(k.capitalize(), [r.get(k) for r in rows])
-             for k in ("duration", "status", "script_name", "start_time_utc")]
+    shown = ("duration", "status", "script_name", "start_time_utc") + (
+        ("parent_run_id",) if any(r.get("parent_run_id") for r in rows) else ())
+    body += [line(k.capitalize(), [r.get(k) for r in rows]) for k in shown]
     return body
 
 
