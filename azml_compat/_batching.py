@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ._records import (ARTIFACT, END, FILE, MAX_BYTES, MAX_ENTITIES, MAX_METRICS,  # noqa: F401
-                       MAX_TAGS, METRIC, SERIES, TAG)
+                       MAX_TAGS, METRIC, PARAM, SERIES, TAG)
 
 _METRIC_OVERHEAD = 80  # JSON framing of one metric: value, timestamp, step, field names
 _TAG_OVERHEAD = 30

@@ -29,7 +29,7 @@ import sqlite3
 import threading
 from typing import Protocol, runtime_checkable
 
-from ._records import ARTIFACT, END, FILE, METRIC, SERIES, TAG
+from ._records import ARTIFACT, END, FILE, METRIC, PARAM, SERIES, TAG
 from ._exceptions import JournalLocked
 from ._redact import redact_text
 
@@ -54,7 +54,7 @@ def _encode(record: tuple) -> tuple:
     if kind == SERIES:
         return (seq, kind, record[2], None, record[4], record[5], None,
                 array.array("d", record[3]).tobytes())
-    if kind == TAG:
+    if kind == TAG or kind == PARAM:
         return (seq, kind, record[2], None, None, None, record[3], None)
     if kind == ARTIFACT:
         return (seq, kind, record[2], None, None, None, None, record[3])
@@ -83,7 +83,7 @@ def _decode(row) -> tuple:
         values = array.array("d")
         values.frombytes(data)
         return (seq, kind, key, values.tolist(), ts, step)
-    if kind == TAG:
+    if kind == TAG or kind == PARAM:
         return (seq, kind, key, text)
     if kind == ARTIFACT:
         return (seq, kind, key, bytes(data))

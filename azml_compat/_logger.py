@@ -8,6 +8,7 @@ import time
 from ._records import ARTIFACT, MAX_TAG_VALUE, METRIC, SERIES, TAG
 from ._redact import redact
 from ._dispatcher import DoneHandle, Handle
+from ._face import Face
 from ._paths import clean_artifact_path
 from ._session import Session
 from ._values import DOCUMENT, NOTHING, POINT, SERIES as SERIES_VALUE, TEXT, classify, encode_text, to_float
@@ -15,19 +16,11 @@ from ._values import DOCUMENT, NOTHING, POINT, SERIES as SERIES_VALUE, TEXT, cla
 _time_ns = time.time_ns
 
 
-class AzureMLLogger:
+class AzureMLLogger(Face):
     """What ``get_azureml_logger()`` returns. Every method is safe to call from any thread."""
 
     def __init__(self, session: Session) -> None:
         self._bind(session)
-
-    def _bind(self, session: Session) -> None:
-        """Log through ``session`` from now on. After ``os.fork`` the child rebinds the object
-        the script already holds (module globals, class attributes) to its own session."""
-        self._session = session
-        self._key_of = session.keys.known.get  # a C call on the hot path
-        self._put = session.dispatcher.put
-        self._put_stepped = session.dispatcher.put_stepped
 
     @property
     def run_id(self) -> str | None:

@@ -23,14 +23,16 @@ def _older(mtime_ns: int, since_ms: int | None) -> bool:
     return mtime_ns < since_ms * 1_000_000
 
 
-def scan(outputs_dir: str, max_bytes: int, since_ms: int | None = None):
+def scan(outputs_dir: str, max_bytes: int, since_ms: int | None = None,
+         root: str = ARTIFACT_DIR):
     """``(uploads, skipped)``: ``(artifact_dir, local_path, size)`` to upload, ``(path, size)`` too big.
 
     Symlinked folders are not followed (they could lead anywhere); symlinked files are
     uploaded by content. Artifact paths come from the walk, so they stay under ``outputs/``.
     With ``since_ms`` (the run's start), files last modified before it are left alone with one
     line: Workbench ran each run in a fresh copy of the project, so ``outputs/`` only held that
-    run's files, while here they stay from one run to the next.
+    run's files, while here they stay from one run to the next. ``root``: the artifact folder
+    they go to (``logs`` for SDK v1's ``./logs``).
     """
     uploads, skipped, special, stale = [], [], [], 0
     if not os.path.isdir(outputs_dir):
@@ -38,7 +40,7 @@ def scan(outputs_dir: str, max_bytes: int, since_ms: int | None = None):
     for folder, dirs, files in os.walk(outputs_dir):
         dirs.sort()
         rel = os.path.relpath(folder, outputs_dir)
-        artifact_dir = ARTIFACT_DIR if rel == "." else f"{ARTIFACT_DIR}/{rel.replace(os.sep, '/')}"
+        artifact_dir = root if rel == "." else f"{root}/{rel.replace(os.sep, '/')}"
         for name in sorted(files):
             local = os.path.join(folder, name)
             try:
@@ -54,13 +56,13 @@ def scan(outputs_dir: str, max_bytes: int, since_ms: int | None = None):
             else:
                 uploads.append((artifact_dir, local, info.st_size))
     if special:
-        log.warning("not uploading %d entr%s in outputs/ that %s not a regular file (FIFO, "
+        log.warning("not uploading %d entr%s in %s/ that %s not a regular file (FIFO, "
                     "socket or device): %s", len(special), "y" if len(special) == 1 else "ies",
-                    "is" if len(special) == 1 else "are", ", ".join(special))
+                    root, "is" if len(special) == 1 else "are", ", ".join(special))
     if stale:
-        log.warning("not uploading %d file(s) in outputs/ last modified before this run started "
+        log.warning("not uploading %d file(s) in %s/ last modified before this run started "
                     "(%s): they are an earlier run's; a file this run writes again is uploaded",
-                    stale, _clock(since_ms))
+                    root, stale, _clock(since_ms))
     return uploads, skipped
 
 

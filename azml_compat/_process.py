@@ -1,5 +1,10 @@
-"""The process-wide logger and the hooks that end its run: exit, uncaught exception, SIGTERM,
-fork. The exit hooks are registered at import; the others on the first ``get_azureml_logger()``."""
+"""The process's session, the faces bound to it, and the hooks that end its run: exit, uncaught
+exception, SIGTERM, fork. The exit hooks are registered at import; the others with the session.
+
+One process, one session (one run, one dispatcher, one journal) whichever API a script uses:
+the Workbench logger and SDK v1's ``Run`` are faces, thin objects holding the session's
+hot-path callables (``_face.Face``). After ``os.fork`` every face is rebound to the child's
+session, so objects the script already holds (module globals, class attributes) follow it."""
 from __future__ import annotations
 
 import atexit
@@ -15,11 +20,14 @@ import time
 
 from ._config import Settings
 from ._consts import FORK_QUIESCE_WAIT
+from ._face import Face
 from ._logger import AzureMLLogger
 from ._records import FAILED, KILLED
 from ._session import Session, run_spec
 
 _lock = threading.Lock()
+_current: "Session | _ChildStart | None" = None  # the process's session (a stand-in after fork)
+_faces: list[Face] = []  # every face bound to it: rebound together after a fork
 _logger: AzureMLLogger | None = None
 _hooks_installed = False
 _owner_pid = os.getpid()  # the process whose SIGTERM handler we installed
@@ -28,46 +36,78 @@ _unsafe_fork: str | None = None  # set in the parent while it forks with a call 
 _forking = False  # between our before-fork and after-fork hooks
 
 
+def session() -> "Session":
+    """This process's session, made on first use by whichever face comes first.
+
+    Making it decides the run (an active MLflow run, ``MLFLOW_RUN_ID``, else a new run in
+    ``MLFLOW_EXPERIMENT_NAME`` or the project folder's experiment), installs the hooks once,
+    and starts the background worker that creates the run. It does not import MLflow or touch
+    the network. In a forked child it is the child's own session (made now if not yet).
+    """
+    current = _current
+    if current is None:
+        with _lock:
+            if _current is None:
+                settings = Settings.from_env()
+                _set_current(Session(settings, run_spec(settings)))
+                _install_hooks()
+            current = _current
+    return current.start() if isinstance(current, _ChildStart) else current
+
+
+def _set_current(current) -> None:
+    global _current
+    _current = current
+
+
+def bind(face: Face) -> Face:
+    """Bind ``face`` to the process's session and keep it bound across forks."""
+    session()
+    with _lock:
+        face._bind(_current.start() if isinstance(_current, _ChildStart) else _current)
+        _faces.append(face)
+    return face
+
+
 def get_azureml_logger() -> AzureMLLogger:
     """The logger for this process's run; every call returns the same one.
 
-    The first call decides the run (an active MLflow run, ``MLFLOW_RUN_ID``, else a new run
-    in ``MLFLOW_EXPERIMENT_NAME`` or the project folder's experiment) and starts the
-    background worker that creates it. It does not import MLflow or touch the network.
+    The first call decides the run (see ``session()``) unless another face already did.
     """
     global _logger
     logger = _logger
     if logger is not None:
         return logger
+    current = session()
     with _lock:
         if _logger is None:
-            settings = Settings.from_env()
-            _logger = AzureMLLogger(Session(settings, run_spec(settings)))
-            _install_hooks()
+            logger = AzureMLLogger(current)
+            _faces.append(logger)
+            _logger = logger
         return _logger
 
 
 class _ChildStart:
-    """A forked child's session before the child first uses the logger.
+    """A forked child's session before the child first uses a face.
 
     The at-fork hook only puts this in place (no thread, no file, no SQLite: a pool worker
     that never logs costs nothing, and a signal sent to a worker just forked finds no long
-    hook to interrupt). The first call through the logger makes the real session and binds
-    the logger to it; until then this forwards every attribute to it.
+    hook to interrupt). The first call through any face makes the real session and binds
+    every face to it; until then this forwards every attribute to it.
     """
 
-    def __init__(self, parent: Session, logger: AzureMLLogger, unsafe: str | None) -> None:
+    def __init__(self, parent: Session, unsafe: str | None) -> None:
         self.parent = parent
         self.unsafe = unsafe
         self.session: Session | None = None
-        self._logger = logger
         self._lock = threading.Lock()
 
     def start(self) -> Session:
         with self._lock:
             if self.session is None:
                 self.session = self.parent.forked(self.unsafe)
-                self._logger._bind(self.session)
+                for face in _faces:
+                    face._bind(self.session)
                 util = sys.modules.get("multiprocessing.util")
                 if util is not None:
                     # multiprocessing children leave through os._exit, which skips atexit.
@@ -75,22 +115,21 @@ class _ChildStart:
         return self.session
 
     def bind(self) -> None:
-        logger = self._logger
-        logger._session = self
-        logger._key_of = lambda name: None  # log() then asks new_key(), which starts us
-        logger._put = lambda *record: self.start().dispatcher.put(*record)
-        logger._put_stepped = lambda *args: self.start().dispatcher.put_stepped(*args)
+        _set_current(self)
+        for face in _faces:
+            face._session = self
+            face._key_of = lambda name: None  # log() then asks new_key(), which starts us
+            face._put = lambda *record: self.start().dispatcher.put(*record)
+            face._put_stepped = lambda *args: self.start().dispatcher.put_stepped(*args)
 
     def __getattr__(self, name):
         return getattr(self.start(), name)
 
 
 def _session() -> Session | None:
-    logger = _logger
-    if logger is None:
-        return None
-    session = logger._session
-    return session.session if isinstance(session, _ChildStart) else session
+    """The session made so far (None before any face asked, or in a fork not yet logging)."""
+    current = _current
+    return current.session if isinstance(current, _ChildStart) else current
 
 
 def _install_hooks() -> None:
@@ -238,12 +277,11 @@ def _after_fork_in_child() -> None:
         except ValueError:  # not the main thread: _on_sigterm defers to the default itself
             pass
     _lock = threading.Lock()
-    logger = _logger
-    if logger is None:
+    current = _current
+    if current is None:
         return
     _reset_import_locks()
     unsafe, _unsafe_fork = _unsafe_fork, None
-    current = logger._session
     if isinstance(current, _ChildStart):
         # a child of a child: the parent's journal lock was already let go in the first child
         parent = current.session or current.parent
@@ -254,7 +292,7 @@ def _after_fork_in_child() -> None:
     else:
         parent = current
         parent.dispatcher.journal.abandon()  # the parent's lock on its journal
-    _ChildStart(parent, logger, unsafe).bind()
+    _ChildStart(parent, unsafe).bind()
 
 
 def _imports_of_other_threads() -> list:

@@ -17,6 +17,7 @@ from urllib.parse import quote
 
 from ._config import Settings, tracking_uri
 from ._exceptions import HistoryError
+from ._records import PARENT_TAG
 from ._redact import redact
 from ._paths import clean_artifact_path
 from ._runs import (DRIVER_LOG, Page, _document_value, _number, _run_from_json, fields,
@@ -376,8 +377,17 @@ class History:
         paths = sorted(self.artifact_paths(run_id))
         # A name logged both as a number or string and as a document shows the former.
         found = {**self.documents(run, paths), **values(run)}
+        children = self.children(run)
         return {**dict(sorted(found.items())), **fields(run, ", ".join(paths)),
+                **({"children": children} if children else {}),
                 "series": dict(sorted(series.items()))}
+
+    def children(self, run) -> list[str]:
+        """Ids of the runs nested under ``run`` (``mlflow.parentRunId``: SDK v1's child runs)."""
+        searcher = self.server or _ClientSearch(self.client)
+        found = searcher.run_ids([run.info.experiment_id],
+                                 f"tags.`{PARENT_TAG}` = '{run.info.run_id}'", PAGE)
+        return sorted(found)
 
     def documents(self, run, paths) -> dict:
         """Values logged as dict, DataFrame, Series or list of str (artifact

@@ -7,6 +7,7 @@ A record is a tuple ``(seq, kind, ...)``; ``seq`` is the dispatcher's sequence n
 * ``(seq, TAG, key, value)``
 * ``(seq, ARTIFACT, artifact_path, data)``      content given to ``upload()``
 * ``(seq, FILE, artifact_dir, local_path)``     a file from ``outputs/``
+* ``(seq, PARAM, key, value)``                  a param (SDK v1's add-only properties)
 * ``(seq, END, status, end_time_ms)``           the run ends
 
 The journal stores these columns as they are; the batcher packs them into requests.
@@ -16,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 METRIC, SERIES, TAG, ARTIFACT, FILE, END = "metric", "series", "tag", "artifact", "file", "end"
+PARAM = "param"
 
 # How a run this library started ends (MLflow's RunStatus names).
 FINISHED, FAILED, KILLED = "FINISHED", "FAILED", "KILLED"
@@ -43,6 +45,7 @@ LEGACY_TAGS = {SCRIPT_TAG: "azml.script_name", ARGUMENTS_TAG: "azml.arguments",
 # it moved under "mlflow." carries LEGACY_RUN_KEY_TAG in its tags, and its run is looked up
 # by that name (else `azml sync` would create a second run for a run that exists).
 RUN_KEY_TAG = "mlflow.azml.run_key"
+PARENT_TAG = "mlflow.parentRunId"  # MLflow's own: the UI nests a run under this one
 LEGACY_RUN_KEY_TAG = "azml.run_key"
 
 

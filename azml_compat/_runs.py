@@ -16,11 +16,12 @@ from datetime import datetime, timezone
 from types import SimpleNamespace
 
 from ._records import (ARGUMENTS_TAG, LEGACY_NAME_TAG_PREFIX, LEGACY_TAGS, NAME_TAG_PREFIX,
-                       SCRIPT_TAG, WORKDIR_TAG)
+                       PARENT_TAG, SCRIPT_TAG, WORKDIR_TAG)
+from ._tables import table_paths
 
 RUN_FIELDS = ("run_id", "run_number", "name", "script_name", "status", "created_utc",
               "start_time_utc", "end_time_utc", "duration", "experiment_id", "target", "user_id",
-              "properties", "attachments")
+              "properties", "attachments", "parent_run_id", "children")
 STATUS = {"RUNNING": "Running", "SCHEDULED": "Queued", "FINISHED": "Completed",
           "FAILED": "Failed", "KILLED": "Canceled"}
 DRIVER_LOG = "driver_log.txt"
@@ -63,11 +64,14 @@ def our_tag(tags: dict, name: str):
 
 
 def values(run) -> dict:
-    """Latest metric values and logged strings, by original name, sorted by name."""
+    """Latest metric values and logged strings, by original name, sorted by name; a table
+    (SDK v1's ``log_table``/``log_row``) as its artifact's name."""
     tags = run.data.tags
     found = {**{k: v for k, v in tags.items() if _user_tag(k)},
              **{k: _number(v) for k, v in run.data.metrics.items()}}
     named = {original_name(tags, key): value for key, value in found.items()}
+    for path in table_paths(tags):
+        named.setdefault(path[:-len(".json")] if path.endswith(".json") else path, path)
     return dict(sorted(named.items()))
 
 
@@ -81,6 +85,8 @@ def fields(run, attachments=None) -> dict:
     script = our_tag(tags, SCRIPT_TAG) or posixpath.basename(
         tags.get("mlflow.source.name", "").replace("\\", "/")) or None
     end = info.end_time if info.status != "RUNNING" else None
+    # A nested run (SDK v1's child runs) names its parent; other runs carry no such field.
+    parent = {"parent_run_id": tags[PARENT_TAG]} if tags.get(PARENT_TAG) else {}
     return {
         "run_id": info.run_id,
         "run_number": info.start_time,
@@ -98,6 +104,7 @@ def fields(run, attachments=None) -> dict:
                        "working_dir": our_tag(tags, WORKDIR_TAG),
                        "artifact_uri": info.artifact_uri},
         "attachments": attachments,
+        **parent,
     }
 
 

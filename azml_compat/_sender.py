@@ -22,7 +22,7 @@ import time
 from concurrent.futures import Future
 from typing import Callable
 
-from ._batching import ARTIFACT, END, FILE, Batch, pack
+from ._batching import ARTIFACT, END, FILE, PARAM, Batch, pack
 from ._config import Settings
 from ._consts import BACKOFF_MAX, BACKOFF_START
 from ._exceptions import GaveUp, Stopped
@@ -102,7 +102,7 @@ class Sender:
     def __init__(self, spec: RunSpec, on_run=None,
                  store_factory: Callable[[str], Store] | None = None,
                  give_up_after: float | None = None, on_blocked=None, quiet: bool = False,
-                 gate: "ForkGate | None" = None, *,
+                 gate: "ForkGate | None" = None, *, before_open=None,
                  clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], object] | None = None,
                  uniform: Callable[[float, float], float] = random.uniform,
@@ -127,6 +127,9 @@ class Sender:
         self._uniform = uniform
         self._store_factory = store_factory
         self._on_run = on_run
+        # Called on the sender thread before it connects (a nested run waits there for its
+        # parent's id); it may wait, and ends with ``Stopped`` once ``stop()`` is called.
+        self._before_open = before_open
         self.store: Store | None = None  # set by start()
         self.run_id: str | None = None
         self._pool: _Pool | None = None
@@ -135,6 +138,10 @@ class Sender:
         """Connect (importing MLflow for most stores) and find or create the run, retrying
         transient failures; ``Stopped`` if ``stop()`` comes first. Call it on the thread that
         will send: it can wait for a store that is down for as long as the process lives."""
+        if self._before_open is not None:
+            # Before connecting: a nested run's store is its parent's, which its parent's
+            # sender is making (importing MLflow, building a new SQLite store): not twice at once.
+            self._before_open(self._pause)
         self.store = self._retry(lambda: self._store_factory(self.spec.tracking_uri), "connect")
         if not getattr(self.store, "FORK_GATED", True):
             self.gate.exempt()
@@ -286,6 +293,9 @@ class Sender:
                             "upload")
             elif kind == END:
                 self.end_run(record[2], record[3])
+            elif kind == PARAM:
+                self._retry(lambda: self.store.log_params(self.run_id, {record[2]: record[3]}),
+                            "log a param")
             else:
                 raise ValueError(f"unknown record kind {kind!r}")
         except GaveUp:

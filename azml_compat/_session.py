@@ -8,6 +8,7 @@ import os
 import socket
 import sqlite3
 import sys
+import threading
 import time
 import uuid
 
@@ -19,8 +20,9 @@ from ._journal import Journal, MemoryJournal, SpilledJournal
 from ._keys import KeyMap
 from ._outputs import ProgressBar, scan, warn_skipped
 from ._sender import ForkGate, RunReady, Sender
+from ._tables import Tables
 from ._records import (ARGUMENTS_TAG, END, FILE, FINISHED, MAX_TAG_VALUE, NAME_TAG_PREFIX,
-                       SCRIPT_TAG, TAG, WORKDIR_TAG, RunSpec)
+                       PARENT_TAG, SCRIPT_TAG, TAG, WORKDIR_TAG, RunSpec)
 from ._presentation import NOTE_TAG, RUN_NAME_TAG, run_name, run_note, where_line
 from ._workbench_env import process_start_ms, script_identity
 
@@ -88,10 +90,18 @@ class Session:
 
     def __init__(self, settings: Settings, spec: RunSpec, steps: dict | None = None,
                  keys: KeyMap | None = None, main: bool = True,
-                 unsafe: str | None = None) -> None:
+                 unsafe: str | None = None, parent: "Session | None" = None) -> None:
         self.settings = settings
         self.spec = spec
         self.main = main  # False in a forked child: the parent ends the run
+        # A nested run's (SDK v1's child runs): made and ended by this process through its own
+        # session and journal, linked to the parent's run once the parent's id is known.
+        self.parent = parent
+        self.before_close: list = []  # called first in end(): faces' buffers go out
+        self.tables = Tables(self.dispatcher_put)  # the run's tables (``_tables``)
+        self.before_close.append(self.tables.close)
+        self.nested_runs: list[Session] = []  # ended with this run, closed after it
+        self._close_lock = threading.Lock()
         self._unsafe = unsafe  # why this process must not call MLflow (records are journaled)
         self.status = FINISHED
         self.keys = keys or KeyMap()
@@ -112,8 +122,32 @@ class Session:
         self.dispatcher.start()  # its sender thread calls back into self.dispatcher
         self._closed = False
         self._ended = False  # outputs/ and the end record are queued
-        if main:
+        if main and parent is None:
             os.makedirs(settings.outputs_dir, exist_ok=True)
+
+    def nested(self, name: str | None, tags: dict | None = None) -> "Session":
+        """A new run under this one (``mlflow.parentRunId``), logged by this process."""
+        spec = RunSpec(tracking_uri=self.spec.tracking_uri,
+                       experiment_name=self.spec.experiment_name, start_time_ms=now_ms(),
+                       tags={**(tags or {}), **({RUN_NAME_TAG: name} if name else {})},
+                       run_key=uuid.uuid4().hex, owned=True, new_key=True)
+        child = Session(self.settings, spec, parent=self)
+        self.nested_runs.append(child)
+        return child
+
+    def _link_parent(self, pause) -> None:
+        """On the nested run's sender thread: wait for the parent's run, then name it in the
+        tags the run is created with (and in the journal, for `azml sync`)."""
+        attempt = 0
+        while self.parent.run.wait(0) is None:
+            pause(min(0.05 * 2 ** attempt, 1.0))
+            attempt += 1
+        self.spec.tags[PARENT_TAG] = self.parent.run.run_id
+        self.dispatcher.journal.set_meta(tags=self.spec.tags)
+
+    def dispatcher_put(self, *record):
+        """``dispatcher.put``, for parts made before the dispatcher (the tables)."""
+        return self.dispatcher.put(*record)
 
     @property
     def steps_dir(self) -> str:
@@ -131,6 +165,7 @@ class Session:
                 "experiment_name": spec.experiment_name,
                 "run_id": spec.run_id, "owned": spec.owned, "start_time_ms": spec.start_time_ms,
                 "run_key": spec.run_key,
+                "parent_key": self.parent.spec.run_key if self.parent else None,
                 "tags": spec.tags, "pid": os.getpid(), "host": socket.gethostname()}
         try:
             return Journal.create(self.settings.journal_dir, self.local_id, meta)
@@ -149,7 +184,8 @@ class Session:
         if self._unsafe:
             raise RuntimeError(self._unsafe)
         self._sender = Sender(self.spec, on_run=self._on_run, on_blocked=self.dispatcher.block,
-                              quiet=not self.main, gate=self.gate, settings=self.settings)
+                              quiet=not self.main, gate=self.gate, settings=self.settings,
+                              before_open=self._link_parent if self.parent else None)
         return self._sender
 
     def quiesce(self, timeout: float) -> bool:
@@ -221,30 +257,55 @@ class Session:
         self.dispatcher.put(TAG, NOTE_TAG, note)
 
     # -- end of run ----------------------------------------------------------------------------
-    def close(self, final: bool = True) -> bool:
+    def end(self) -> list:
+        """Queue the end of the run without waiting: the faces' buffers, ``outputs/``, the end
+        record (if we started the run), and the end of nested runs still open (with this
+        run's status). Once; ``close()`` calls it too. The ``(handle, size)`` of each
+        ``outputs/`` file queued."""
+        if self._ended:
+            return []
+        for flush in self.before_close:
+            flush()
+        self._ended = True
+        for child in self.nested_runs:
+            if not child._ended:
+                child.status = self.status
+                child.end()
+        files = []
+        if self.main and self.parent is None and self.settings.upload_outputs:
+            # Only what this run wrote: files left by earlier runs are not its own.
+            files, skipped = scan(self.settings.outputs_dir, self.settings.max_output_bytes,
+                                  since_ms=self.spec.start_time_ms or process_start_ms())
+            warn_skipped(skipped, self.settings.max_output_bytes)
+            files = [(self.dispatcher.put(FILE, d, p), size) for d, p, size in files]
+        if self.main and self.spec.owned:
+            self.dispatcher.put(END, self.status, now_ms())
+        return files
+
+    def close(self, final: bool = True, patience: float | None = None) -> bool:
         """Upload ``outputs/``, end the run if we started it, flush; True if all delivered.
 
         With ``final=False`` (exit hooks that run while the process may still log, from a user
         ``atexit`` handler) the journal stays open if everything was delivered, and a later
-        ``close()`` delivers what came after to the same run.
+        ``close()`` delivers what came after to the same run. ``patience``: seconds without
+        progress to wait (default ``AZML_FLUSH_TIMEOUT``). One caller at a time (a nested run
+        is closed by its own finisher or by its parent's exit, whichever comes first).
         """
+        with self._close_lock:
+            return self._close(final, patience)
+
+    def _close(self, final: bool, patience: float | None) -> bool:
         if self._closed:
             return True
         files = []
         interrupted = None
         try:
-            if not self._ended:
-                self._ended = True
-                upload_outputs = self.main and self.settings.upload_outputs
-                if upload_outputs:
-                    # Only what this run wrote: files left by earlier runs are not its own.
-                    files, skipped = scan(self.settings.outputs_dir, self.settings.max_output_bytes,
-                                          since_ms=self.spec.start_time_ms or process_start_ms())
-                    warn_skipped(skipped, self.settings.max_output_bytes)
-                    files = [(self.dispatcher.put(FILE, d, p), size) for d, p, size in files]
-                if self.main and self.spec.owned:
-                    self.dispatcher.put(END, self.status, now_ms())
-            delivered = self._wait(files)
+            files = self.end()
+            delivered = self._wait(files, patience)
+            for child in self.nested_runs:
+                # Their records went out alongside ours: waiting again only if ours arrived
+                # (a store that took nothing for the bound is not waited for once per child).
+                delivered = child.close(final=True, patience=None if delivered else 0.0) and delivered
         except (KeyboardInterrupt, SystemExit) as exc:
             # Ctrl-C or SIGTERM anywhere in the exit (while outputs/ is scanned or while it
             # waits for a slow store): stop, keep everything in the journal and say so; the
@@ -280,7 +341,7 @@ class Session:
     def _say_where(self) -> None:
         """One line on stderr with the run's page (as MLflow prints for its own runs), by the
         process that made the run; ``AZML_QUIET=1`` keeps it quiet."""
-        if not (self.main and self.spec.owned and self.run.run_id):
+        if not (self.main and self.parent is None and self.spec.owned and self.run.run_id):
             return
         if self.settings.quiet:
             return
@@ -290,8 +351,8 @@ class Session:
         log.warning("%s", where_line(self.spec.tracking_uri,
                                      getattr(store, "experiment_id", None), self.run.run_id))
 
-    def _wait(self, files) -> bool:
-        timeout = self.settings.flush_timeout
+    def _wait(self, files, patience: float | None = None) -> bool:
+        timeout = self.settings.flush_timeout if patience is None else patience
         bar = ProgressBar(sum(size for _, size in files))
         if not bar.enabled:
             return self.dispatcher.flush(timeout, stall_timeout=True)

@@ -28,7 +28,7 @@ from ._redact import redact
 from ._sender import Sender
 from ._stores import connect
 from ._steps import SharedSteps
-from ._records import KILLED, RunSpec
+from ._records import KILLED, PARENT_TAG, RunSpec
 
 log = logging.getLogger("azml")
 
@@ -70,13 +70,18 @@ def sync(directory: str | None = None, dry_run: bool = False,
     still missing then (its parent's journal is gone) is created from the child's journal, so
     nothing is lost; but while the parent's journal is in use or could not be delivered, its
     children wait for the next sync rather than race their parent to create the run.
+    Nested runs (SDK v1's child runs) come last: each is created under its parent's run,
+    found by the parent's key, and waits for the next sync while that run is not there.
     """
     settings = settings or Settings.from_env(SYNC_SETTINGS, strict=True)
     if not dry_run:
         _remove_partials(directory or journal_dir())
-    owners, members = [], []
+    owners, members, nested = [], [], []
     for path in journals(directory):
         meta = _peek(path)
+        if meta.get("parent_key"):
+            nested.append((path, meta))
+            continue
         is_member = meta.get("owned") is False and not meta.get("run_id") and meta.get("run_key")
         (members if is_member else owners).append((path, meta.get("run_key")))
     results, waiting, gave_up = [], set(), {}
@@ -99,7 +104,39 @@ def sync(directory: str | None = None, dry_run: bool = False,
                 "waiting for the journal of the process that creates its run")))
         else:
             results.append(sync_one(path, dry_run, give_up_after, settings))
+    made = {key: r.run_id for (_, key), r in zip(owners, results) if key and r.run_id}
+    # Oldest first: a run nested under a nested run comes after its parent.
+    for path, meta in sorted(nested, key=lambda item: item[1].get("start_time_ms") or 0):
+        parent = meta["parent_key"]
+        if parent in waiting:
+            results.append(SyncResult(journal=path, skipped=(
+                "waiting for the journal of the run it is nested under")))
+            continue
+        parent_id = made.get(parent) if not dry_run else None
+        if parent_id is None and not dry_run and PARENT_TAG not in (meta.get("tags") or {}):
+            parent_id = _find_run(meta, parent, settings)
+            if parent_id is None:
+                results.append(SyncResult(journal=path, skipped=(
+                    "the run it is nested under is not in the store yet")))
+                continue
+        result = sync_one(path, dry_run, give_up_after, settings, parent_id=parent_id)
+        if result.run_id:
+            made[meta.get("run_key")] = result.run_id
+        elif not result.ok:
+            waiting.add(meta.get("run_key"))
+        results.append(result)
     return results
+
+
+def _find_run(meta: dict, run_key: str, settings: Settings | None) -> str | None:
+    """The id of the run made for ``run_key`` in the journal's store and experiment, or None."""
+    spec = RunSpec(tracking_uri=meta.get("tracking_uri", ""),
+                   experiment_name=meta.get("experiment_name", ""), run_key=run_key, owned=False)
+    try:
+        return _command_store(spec.tracking_uri, settings).open_run(spec)
+    except Exception as exc:  # noqa: BLE001 - the nested journal waits for the next sync
+        log.warning("cannot look up the parent run of a nested run: %s", exc)
+        return None
 
 
 def _peek(path: str) -> dict:
@@ -136,7 +173,7 @@ def _remove_partials(directory: str) -> None:
 
 
 def sync_one(path: str, dry_run: bool = False, give_up_after: float = 30.0,
-             settings: Settings | None = None) -> SyncResult:
+             settings: Settings | None = None, parent_id: str | None = None) -> SyncResult:
     result = SyncResult(journal=path)
     try:
         journal = Journal(path, wait_lock=False)
@@ -148,7 +185,7 @@ def sync_one(path: str, dry_run: bool = False, give_up_after: float = 30.0,
         log.warning("skipping journal %s: %s", path, exc)
         return result
     try:
-        _replay(journal, result, dry_run, give_up_after, settings)
+        _replay(journal, result, dry_run, give_up_after, settings, parent_id)
     except UnreadableJournal as exc:
         result.skipped = f"unreadable journal ({exc})"
         log.warning("skipping journal %s: %s", path, exc)
@@ -185,8 +222,12 @@ _REQUIRED_META = ("tracking_uri", "experiment_name")
 
 
 def _replay(journal: Journal, result: SyncResult, dry_run: bool, give_up_after: float,
-            settings: Settings | None = None) -> None:
+            settings: Settings | None = None, parent_id: str | None = None) -> None:
     meta = journal.meta()
+    if parent_id and not dry_run and PARENT_TAG not in (meta.get("tags") or {}):
+        # A nested run whose process died before its parent's run existed: link it now.
+        meta["tags"] = {**(meta.get("tags") or {}), PARENT_TAG: parent_id}
+        journal.set_meta(tags=meta["tags"])
     missing = [key for key in _REQUIRED_META if key not in meta]
     if missing:
         raise UnreadableJournal(f"no {', '.join(missing)} in its meta: its process was probably "

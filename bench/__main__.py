@@ -44,6 +44,13 @@ def _rows(store: Store, workdir: str, selected: set) -> list[dict]:
                          f"{r['mlflow_sync_scaled']['p99_us']:.0f}",
                          f"{ratio:.0f}x less time in calls than MLflow async", ">= 100x",
                          ratio >= 100))
+    if "v" in selected:
+        r = cases.case_sdkv1_call_time(store)
+        run, logger, ratio = r["run"], r["logger"], r["ratio_run_over_logger"]
+        rows.append(_row(store.name, "v SDK v1 run.log() vs logger.log(), 20k points",
+                         "p50 / p99 µs per call", f"{run['p50_us']:.2f} / {run['p99_us']:.2f}",
+                         f"logger.log {logger['p50_us']:.2f} / {logger['p99_us']:.2f}",
+                         f"{ratio:.2f}x the time inside logger.log()", "<= 2x", ratio <= 2.0))
     for key, label, fn in (("2", "2 log->persisted, 20k points", cases.case_persisted),
                            ("3a", "3 one list of 100k numbers", cases.case_big_list),
                            ("3b", "3 200 names x 100 steps", cases.case_many_names)):
@@ -180,7 +187,8 @@ def _inside(folder: str):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--cases", default="123456789", help="which cases, e.g. 12 (default all)")
+    parser.add_argument("--cases", default="123456789v",
+                        help="which cases, e.g. 12 (default all; v: SDK v1 run.log)")
     parser.add_argument("--stores", default="server,sqlite", help="server, sqlite or both")
     parser.add_argument("--output", default=str(HERE / "results.md"))
     args = parser.parse_args(argv)

@@ -102,6 +102,28 @@ def case_call_time(store) -> dict:
             "ratio_async_over_ours": mlflow_async["total_s"] / ours["total_s"]}
 
 
+# -- case v: SDK v1's run.log() against the Workbench logger's log() -----------------------------
+SDKV1_CALLS = """
+from azureml.core import Run
+run = Run.get_context()
+run.id  # waits for the run, like wait_for_run() above
+clock = time.perf_counter_ns
+samples = []
+for i in range({n}):
+    t = clock(); run.log("m", i * 0.1); samples.append(clock() - t)
+emit(**percentiles(samples))
+run.flush(600)
+"""
+
+
+def case_sdkv1_call_time(store) -> dict:
+    """Time inside ``run.log()`` (SDK v1's face) and ``logger.log()`` (Workbench's), same run
+    shape, same store: one face must not cost more than twice the other."""
+    logger = run_child(OURS_CALLS.format(n=N_POINTS), child_env(store))
+    run = run_child(SDKV1_CALLS.format(n=N_POINTS), child_env(store))
+    return {"logger": logger, "run": run, "ratio_run_over_logger": run["total_s"] / logger["total_s"]}
+
+
 # -- case 2 and 3: log -> persisted --------------------------------------------------------------
 OURS_PERSIST = """
 from azureml.logging import get_azureml_logger

@@ -235,8 +235,13 @@ def test_exit_never_hangs_on_an_unreachable_store(tmp_path):
 def test_console_script_and_namespace_package():
     out = subprocess.run(["azml", "--help"], capture_output=True, text=True, check=True).stdout
     assert "Usage: azml" in out
-    shim = (REPO / "azureml" / "__init__.py").read_text().strip()
-    assert shim == "__path__ = __import__('pkgutil').extend_path(__path__, __name__)"
+    # azureml-core's, azureml-mlflow's and ours are written to one path: its first line is
+    # theirs, and the rest only installs our azureml.core hook (harmless if theirs wins).
+    shim = (REPO / "azureml" / "__init__.py").read_text().splitlines()
+    assert shim[0] == "__path__ = __import__('pkgutil').extend_path(__path__, __name__)"
+    code = [line for line in shim[1:] if line.strip() and not line.lstrip().startswith("#")]
+    assert code == ["try:", '    __import__("_azml_compat_hook").install()', "except ImportError:",
+                    "    pass"]
     import azureml.logging
     import azml_compat
 
@@ -259,6 +264,8 @@ def test_wheel_installs_cli_inside_azml_compat(tmp_path):
     assert not any(n.startswith("cli/") for n in names)
     assert "azml_compat/_stores/rest.py" in names  # the backends subpackage is shipped
     assert not any("localserver" in n for n in names)  # test tooling stays out of the wheel
+    assert "azml_compat.pth" in names and "_azml_compat_hook.py" in names  # azureml.core hook
+    assert not any(n.startswith("azureml/core") for n in names)  # never over azureml-core's
 
 
 def test_import_does_not_import_mlflow():

@@ -44,6 +44,9 @@ class Store(Protocol):
     def end_run(self, run_id: str, status: str, end_time_ms: int) -> None:
         """The run ends with ``status`` (``FINISHED``, ``FAILED``, ``KILLED``)."""
 
+    def log_params(self, run_id: str, params: dict) -> None:
+        """Params (write-once: another value for a key is refused)."""
+
 
 # MLflow error codes that mean "this request is wrong", as opposed to "try again later".
 _RUN_GONE = {"RESOURCE_DOES_NOT_EXIST", "INVALID_STATE"}

@@ -37,12 +37,14 @@ def metric_names(rows: list[dict]) -> list[str]:
 def list_table(rows: list[dict]) -> str:
     """Workbench's columns: the metrics, then Duration, Run_id, Script_name, Start_time_utc, Status."""
     names = metric_names(rows)
-    headers = names + [c.capitalize() for c in LIST_COLUMNS]
+    # SDK v1's child runs: a Parent_run_id column, only when a listed run has a parent.
+    columns = list(LIST_COLUMNS) + (["parent_run_id"] if any(r.get("parent_run_id") for r in rows)
+                                    else [])
+    headers = names + [c.capitalize() for c in columns]
     # Too narrow a terminal loses these first (the run id never): the start time, script
     # and duration, then the metrics from the last; Status and Run_id stay.
     droppable = ["Start_time_utc", "Script_name", "Duration"] + names[::-1]
-    return table(headers, [[r.get(k) for k in names + list(LIST_COLUMNS)] for r in rows],
-                 droppable)
+    return table(headers, [[r.get(k) for k in names + columns] for r in rows], droppable)
 
 
 def run_table(run: dict) -> str:
@@ -61,8 +63,9 @@ def compare_table(rows: list[dict]) -> str:
     params = sorted({p for r in rows for p in r["properties"]["params"]})
     body = [[n] + [r.get(n) for r in rows] for n in names]
     body += [[f"param {p}"] + [r["properties"]["params"].get(p) for r in rows] for p in params]
-    body += [[k.capitalize()] + [r.get(k) for r in rows]
-             for k in ("duration", "status", "script_name", "start_time_utc")]
+    shown = ("duration", "status", "script_name", "start_time_utc") + (
+        ("parent_run_id",) if any(r.get("parent_run_id") for r in rows) else ())
+    body += [[k.capitalize()] + [r.get(k) for r in rows] for k in shown]
     return table(["Run_id"] + [r["run_id"] for r in rows], body)
 
 

@@ -95,6 +95,10 @@ class FakeStore:
         self._call("upload_file", artifact_dir, local_path)
         self._store(("file", artifact_dir, local_path))
 
+    def log_params(self, run_id: str, params: dict) -> None:
+        self._call("log_params", dict(params))
+        self._store(*[("param", key, value) for key, value in params.items()])
+
     def end_run(self, run_id: str, status: str, end_time_ms: int) -> None:
         self._call("end_run", status, end_time_ms)
         self._store(("end", status, end_time_ms))
