@@ -311,7 +311,9 @@ def _check_notebook_readback(ran: Ran) -> None:
             f"get_tags()[{key!r}] = {tags.get(key)!r}, SDK v1: {value!r}"
 
 
-@pytest.mark.parametrize("kind,folder", [(kind, folder) for kind in ("sqlite", "server") for folder in BY_FOLDER])
+# all of one store first: its sweep runs at its first test, and its results show before the next
+@pytest.mark.parametrize("kind,folder", [(kind, folder) for kind in ("sqlite", "server")
+                                         for folder in BY_FOLDER])
 def test_script_lands_as_sdk_v1_showed_it(sweeps, kind, folder, monkeypatch):
     ran = sweeps(kind)[folder]
     monkeypatch.setenv("MLFLOW_TRACKING_URI", ran.store.uri)
