@@ -205,7 +205,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("AZML_MAX_IN_FLIGHT", positive_count, DEFAULT_MAX_IN_FLIGHT,
             "concurrent metric batches to a tracking server", field="max_in_flight"),
     Setting("AZML_HTTP_TIMEOUT", positive_seconds, None,
-            "seconds one request to a tracking server may take before it is retried",
+            "seconds one whole request to a tracking server may take (connect, headers, body; "
+            "plus a body's size at 256 KiB/s) before it is retried",
             field="http_timeout", shown="30 (a script), 10 (`azml` commands)"),
     Setting("AZML_GC_FREEZE", switch, True,
             "0: do not `gc.freeze()` after importing MLflow (see `bench/README.md`)",
