@@ -241,9 +241,9 @@ class Deadline:
     blocked on it at once, and the request fails with ``ReadTimeout``.
 
     A socket timeout cannot do this: it restarts at every byte received. The watcher is one
-    short-lived thread per request (stopped and joined when the request ends, ~0.1 ms against
-    a request's 7-50 ms on a local server); the connections register themselves
-    (``_WatchedConnection``), so nothing of urllib3's is patched."""
+    short-lived thread per request (stopped and joined when the request ends: 0.3 ms measured on
+    a busy 2-core machine, against a request's 7-50 ms on a local server); the connections
+    register themselves (``_watched``), so nothing of urllib3's is patched."""
 
     def __init__(self, seconds: float, what: str) -> None:
         self.seconds, self.what = seconds, what
