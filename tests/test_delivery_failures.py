@@ -586,3 +586,28 @@ def test_scan_never_opens_a_fifo_or_socket_and_says_so_in_one_line(tmp_path, cap
     (line,) = capsys.readouterr().err.splitlines()
     assert "2 entries" in line and "not a regular file" in line
     assert str(outputs / "pipe") in line and str(outputs / "sock") in line
+
+
+def test_a_link_in_outputs_never_uploads_what_lies_outside_the_project(store, tmp_path):
+    """``outputs/innocent.txt -> ~/.secret_token``: not followed, one line names it; a
+    checkpoint linked from inside the project is uploaded under the link's name."""
+    secret = store.home / ".secret_token"
+    secret.parent.mkdir(parents=True, exist_ok=True)
+    secret.write_text("s3cret-token")
+    secret.chmod(0o600)
+    (store.workdir / "checkpoints").mkdir()
+    proc = store.run_script(HEADER + textwrap.dedent(f"""
+        import os
+        logger = get_azureml_logger()
+        open("checkpoints/epoch3.ckpt", "w").write("weights")
+        os.utime({str(secret)!r})  # a token refreshed while the script runs
+        os.symlink({str(secret)!r}, "outputs/innocent.txt")
+        os.symlink("../checkpoints/epoch3.ckpt", "outputs/best.ckpt")
+        logger.log("acc", 0.5)
+    """), HOME=str(store.home))
+    run_id = store.only_run().info.run_id
+    assert store.artifact_paths(run_id) == {"outputs/best.ckpt"}
+    assert store.artifact_bytes(run_id, "outputs/best.ckpt") == b"weights"
+    lines = [line for line in proc.stderr.splitlines() if "innocent.txt" in line]
+    assert len(lines) == 1 and "outside the project" in lines[0], proc.stderr
+    assert "s3cret-token" not in proc.stderr

@@ -224,5 +224,5 @@ class RestStore(MlflowStore):
     def upload_file(self, run_id: str, artifact_dir: str, local_path: str) -> None:
         path = posixpath.join(artifact_dir, os.path.basename(local_path))
         check_artifact_name(path)
-        if not self._put_artifact(run_id, path, lambda: open_source(local_path)):
+        if not self._put_artifact(run_id, path, lambda: open_source(local_path, artifact_dir)):
             super().upload_file(run_id, artifact_dir, local_path)
