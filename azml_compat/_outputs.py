@@ -135,6 +135,32 @@ def scan(outputs_dir: str, max_bytes: int, since_ms: int | None = None, roots=No
     return uploads, skipped
 
 
+def warn_moved(outputs_dir: str, since_ms: int | None) -> None:
+    """One line naming the files this run wrote to ``./outputs`` of another folder than the
+    start folder's ``outputs_dir`` (the script called ``os.chdir``): they are not uploaded,
+    and would otherwise be left behind without a word."""
+    try:
+        here = os.path.join(os.getcwd(), ARTIFACT_DIR)
+    except OSError:  # the current folder was deleted
+        return
+    if not os.path.isdir(here) or os.path.realpath(here) == os.path.realpath(outputs_dir):
+        return
+    written = []
+    for folder, _, files in os.walk(here):
+        for name in sorted(files):
+            path = os.path.join(folder, name)
+            try:
+                if not _older(os.lstat(path).st_mtime_ns, since_ms):
+                    written.append(path)
+            except OSError:
+                continue
+    if written:
+        log.warning("not uploading %d file(s) in %s: the script changed folder (os.chdir) after "
+                    "it started, and ./outputs is the start folder's, %s (write there, by its "
+                    "absolute path, to upload them): %s", len(written), here, outputs_dir,
+                    ", ".join(written))
+
+
 def _clock(ms: int) -> str:
     import time
 

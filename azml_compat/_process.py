@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 
+from . import _workbench_env
 from ._config import Settings
 from ._consts import FORK_QUIESCE_WAIT
 from ._logger import AzureMLLogger
@@ -41,7 +42,7 @@ def get_azureml_logger() -> AzureMLLogger:
         return logger
     with _lock:
         if _logger is None:
-            settings = Settings.from_env()
+            settings = Settings.from_env(cwd=_workbench_env.start_folder())
             _logger = AzureMLLogger(Session(settings, run_spec(settings)))
             _install_hooks()
         return _logger

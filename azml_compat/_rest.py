@@ -282,8 +282,8 @@ class Deadline:
             import requests
 
             raise requests.exceptions.ReadTimeout(
-                f"{self.what}: no whole answer within {self.seconds:g} s (Read timed out; "
-                "AZML_HTTP_TIMEOUT)") from exc
+                f"{self.what}: no whole answer within {self.seconds:g} s: Read timed out "
+                f"(read timeout={self.seconds:g}, AZML_HTTP_TIMEOUT)") from exc
 
     def _watch_clock(self) -> None:
         while not self._done.wait(max(0.0, self._at - time.monotonic())):

@@ -11,13 +11,13 @@ import sys
 import time
 import uuid
 
-from ._config import Settings
+from ._config import Settings, absolute_uri
 from ._consts import CLOSE_TIMEOUT
 from ._dispatcher import Dispatcher, exit_message
 from ._redact import redact, redact_text
 from ._journal import Journal, MemoryJournal, SpilledJournal
 from ._keys import KeyMap
-from ._outputs import ProgressBar, scan, warn_skipped
+from ._outputs import ProgressBar, scan, warn_moved, warn_skipped
 from ._sender import ForkGate, RunReady, Sender
 from ._records import (ARGUMENTS_TAG, END, FILE, FINISHED, MAX_TAG_VALUE, NAME_TAG_PREFIX,
                        SCRIPT_TAG, TAG, WORKDIR_TAG, RunSpec)
@@ -72,7 +72,7 @@ def run_spec(settings: Settings) -> RunSpec:
     active = getattr(mlflow, "active_run", lambda: None)() if mlflow else None
     if active is not None:
         spec.run_id = active.info.run_id
-        spec.tracking_uri = mlflow.get_tracking_uri()
+        spec.tracking_uri = absolute_uri(mlflow.get_tracking_uri(), settings.cwd)
         spec.owned = False
     if spec.owned:
         # Known before the run exists: a forked child (and `azml sync`) finds the run by it,
@@ -238,9 +238,11 @@ class Session:
                 upload_outputs = self.main and self.settings.upload_outputs
                 if upload_outputs:
                     # Only what this run wrote: files left by earlier runs are not its own.
+                    since_ms = self.spec.start_time_ms or process_start_ms()
                     files, skipped = scan(self.settings.outputs_dir, self.settings.max_output_bytes,
-                                          since_ms=self.spec.start_time_ms or process_start_ms())
+                                          since_ms=since_ms)
                     warn_skipped(skipped, self.settings.max_output_bytes)
+                    warn_moved(self.settings.outputs_dir, since_ms)
                     files = [(self.dispatcher.put(FILE, d, p), size) for d, p, size in files]
                 if self.main and self.spec.owned:
                     self.dispatcher.put(END, self.status, now_ms())

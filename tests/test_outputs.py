@@ -127,3 +127,33 @@ def test_a_link_swapped_after_the_scan_is_checked_again_when_read(tmp_path):
     os.symlink(tmp_path / "home" / ".secret_token", outputs / "best.ckpt")  # swapped
     with pytest.raises(PermanentError, match="outside the project"):
         open_source(str(outputs / "best.ckpt"), "outputs")
+
+
+# -- the working folder is the script's start folder -----------------------------------------------
+def test_outputs_stay_the_start_folders_after_a_chdir_and_the_others_are_named(sqlite_store):
+    """A script that changes folder: ``./outputs`` is still its start folder's, a logger made
+    after the chdir too, and files written to the new folder's ``outputs/`` are named once
+    instead of silently left behind."""
+    store = sqlite_store
+    (store.workdir / "elsewhere").mkdir()
+    proc = store.run_script("""
+        import os
+        import azureml.logging
+        os.chdir("elsewhere")
+        from azureml.logging import get_azureml_logger
+        logger = get_azureml_logger()  # made after the chdir
+        logger.log("acc", 0.5)
+        os.chdir("..")
+        open("outputs/start.txt", "w").write("start")
+        os.chdir("elsewhere")
+        os.makedirs("outputs", exist_ok=True)
+        open("outputs/moved.txt", "w").write("moved")
+        """)
+    run = store.only_run()
+    assert run.data.tags["mlflow.azml.working_dir"] == str(store.workdir)
+    assert store.artifact_paths(run.info.run_id) == {"outputs/start.txt"}
+    lines = [line for line in proc.stderr.splitlines() if "moved.txt" in line]
+    assert len(lines) == 1, proc.stderr
+    assert str(store.workdir / "elsewhere" / "outputs") in lines[0]
+    assert str(store.workdir / "outputs") in lines[0]
+    assert not (store.workdir / "elsewhere" / "mlflow.db").exists()  # nor the store moved
