@@ -253,7 +253,8 @@ class Session:
             # caller exits 130/143. Without an end record, `azml sync` ends the run KILLED.
             interrupted, delivered = exc, False
             _default_on_second_ctrl_c()
-        if not final and delivered and interrupted is None and self.dispatcher.fatal is None:
+        lost = self.dispatcher.fatal or self.dispatcher.vanished  # nothing more reaches it
+        if not final and delivered and interrupted is None and lost is None:
             return True
         self._closed = True
         self.dispatcher.commit()  # whatever is still queued goes to disk before we leave
@@ -264,20 +265,23 @@ class Session:
         reason = ("interrupted by " + ("Ctrl-C" if isinstance(interrupted, KeyboardInterrupt)
                                        else "SIGTERM") if interrupted is not None
                   else f"could not log ({self.dispatcher.fatal})" if self.dispatcher.fatal
+                  else "its run is gone from the store" if self.dispatcher.vanished
                   else f"credentials refused ({redact_text(str(self.dispatcher.blocked))})"
                   if self.dispatcher.blocked
                   else f"no progress for {self.settings.flush_timeout:g} s (AZML_FLUSH_TIMEOUT)"
                   if not delivered else "")
         message = exit_message(self.dispatcher.whereabouts(), journal.path,
-                               redact(self.spec.tracking_uri), reason)
+                               redact(self.spec.tracking_uri), reason,
+                               run_gone=self.dispatcher.vanished is not None)
         if message:
             log.warning("%s", message)
         journal.close(prune=True)  # deletes the file only if nothing is left in it
         if interrupted is not None:
             raise interrupted
-        if delivered and self.dispatcher.fatal is None:
-            self._say_where()
-        return delivered and self.dispatcher.fatal is None
+        lost = self.dispatcher.fatal or self.dispatcher.vanished
+        if delivered and lost is None:
+            self._say_where()  # never a link to a run the store no longer has
+        return delivered and lost is None
 
     def _say_where(self) -> None:
         """One line on stderr with the run's page (as MLflow prints for its own runs), by the
