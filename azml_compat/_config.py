@@ -166,7 +166,8 @@ class Setting:
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("MLFLOW_TRACKING_URI", uri, None,
-            "where runs go; a malformed one is an error at `get_azureml_logger()`",
+            "where runs go (a relative local path, `sqlite:///rel.db`, is made absolute against "
+            "the start folder); a malformed one is an error at `get_azureml_logger()`",
             field="tracking_uri", shown="`sqlite:///mlflow.db` in the working directory",
             fatal=True),
     Setting("MLFLOW_EXPERIMENT_NAME", text, None, "experiment of new runs",
@@ -211,7 +212,8 @@ SETTINGS: tuple[Setting, ...] = (
             "most concurrent metric batches to a tracking server (fewer when the server takes "
             "them faster so: measured while sending)", field="max_in_flight"),
     Setting("AZML_HTTP_TIMEOUT", positive_seconds, None,
-            "seconds one request to a tracking server may take before it is retried",
+            "seconds one whole request to a tracking server may take (connect, headers, body; "
+            "plus a body's size at 256 KiB/s) before it is retried",
             field="http_timeout", shown="30 (a script), 10 (`azml` commands)"),
     Setting("AZML_GC_FREEZE", switch, True,
             "0: do not `gc.freeze()` after importing MLflow (see `bench/README.md`)",
@@ -364,9 +366,30 @@ def check_tracking_uri(uri: str) -> str:
     return uri
 
 
+def absolute_uri(uri: str, cwd: str) -> str:
+    """``uri`` with a relative local path made absolute against ``cwd``: ``sqlite:///rel.db``,
+    ``file:rel`` and a bare path. Journaled as written, a relative one named another file
+    after a ``chdir``, or for `azml sync` run from another folder (which made a stray, empty
+    ``rel.db`` there and failed with "Run ... not found"). Other URIs are returned unchanged."""
+    scheme, _, rest = uri.partition(":")
+    if scheme.split("+", 1)[0] == "sqlite" and rest.startswith("///"):
+        path, mark, query = rest[3:].partition("?")
+        if path and path != ":memory:" and not os.path.isabs(path):
+            return f"{scheme}:///{os.path.normpath(os.path.join(cwd, path))}{mark}{query}"
+        return uri
+    if scheme == "file" and rest and not rest.startswith("/"):
+        return "file://" + os.path.normpath(os.path.join(cwd, rest))
+    if not urlsplit(uri).scheme and not os.path.isabs(uri):
+        return os.path.normpath(os.path.join(cwd, uri))
+    return uri
+
+
 def tracking_uri(cwd: str | None = None) -> str:
-    """``MLFLOW_TRACKING_URI`` if set (and well formed), else the embedded default for ``cwd``."""
-    return BY_NAME["MLFLOW_TRACKING_URI"].get() or default_tracking_uri(cwd)
+    """``MLFLOW_TRACKING_URI`` if set (and well formed; a relative local path made absolute),
+    else the embedded default for ``cwd``."""
+    cwd = os.path.abspath(cwd or os.getcwd())
+    chosen = BY_NAME["MLFLOW_TRACKING_URI"].get()
+    return absolute_uri(chosen, cwd) if chosen else default_tracking_uri(cwd)
 
 
 def journal_dir(home: str | None = None) -> str:
@@ -414,7 +437,8 @@ class Settings:
         chosen = SETTINGS if names is None else [BY_NAME[name] for name in names]
         read = {s.name: s.get(environ, strict=strict) for s in chosen}
         values = {s.field: read[s.name] for s in chosen if s.field and read[s.name] is not None}
-        values["tracking_uri"] = values.get("tracking_uri") or default_tracking_uri(cwd)
+        chosen = values.get("tracking_uri")
+        values["tracking_uri"] = absolute_uri(chosen, cwd) if chosen else default_tracking_uri(cwd)
         # Workbench kept run history per project folder: default to its name.
         values["experiment_name"] = (values.get("experiment_name") or os.path.basename(cwd)
                                      or "Default")

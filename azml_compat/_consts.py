@@ -19,6 +19,10 @@ DEFAULT_HANDOFF_AFTER = 30.0
 # connections and never answers (10 s + start-up).
 DEFAULT_HTTP_TIMEOUT = 30.0
 CLI_HTTP_TIMEOUT = 10.0
+# Bytes per second a request body (an upload, a streamed download) is allowed at, on top of that
+# timeout: 256 KiB/s (2 Mbit/s) lets a 1 GB checkpoint take 68 min over a slow link, while a
+# server trickling a byte a second is cut off.
+MIN_TRANSFER_RATE = 256 * 1024
 # Requests in flight to a tracking server. MLflow's server runs several workers, and on uvicorn
 # a kept-alive request stalls ~40 ms between headers and body: overlapping requests hides that.
 DEFAULT_MAX_IN_FLIGHT = 4

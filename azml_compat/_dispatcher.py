@@ -21,6 +21,7 @@ its store behind ``_stores.base.Store``) are given, so the unit tests run all of
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import os
 import posixpath
@@ -34,6 +35,7 @@ from ._exceptions import DeliveryTimeout, RecordRejected, Stopped
 from ._records import END, FILE
 from ._redact import redact_text
 from ._steps import SharedSteps
+from ._stores.base import is_run_level
 
 if TYPE_CHECKING:
     from ._journal import JournalLike
@@ -125,6 +127,9 @@ class Dispatcher:
         self._last_progress = time.monotonic()
         self.delivered_points = 0  # metric points the store took (the exit's rate measure)
         self.fatal: BaseException | None = None  # why the sender could not even start
+        # The store lost the run (deleted, or its database wiped) while we logged: what it
+        # refused and everything after stays in the journal for `azml sync --to-new-run`.
+        self.vanished: BaseException | None = None
         self.blocked: BaseException | None = None  # credentials refused: waiting cannot help
         self._told_blocked = False
         # Steps of a run shared with other processes (``_steps``); None while this process
@@ -421,9 +426,10 @@ class Dispatcher:
         if not records:  # cannot happen while the journal keeps what it was given
             self._stop.wait(COMMIT_INTERVAL)
             return
-        if sender is None:
+        if sender is None or self.vanished is not None:
             # Keep the records for `azml sync`; only the handles learn of the failure.
-            self._complete(records[-1][0], {r[0]: self.fatal for r in records}, settle=False,
+            error = self.vanished if self.vanished is not None else self.fatal
+            self._complete(records[-1][0], {r[0]: error for r in records}, settle=False,
                            records=records)
             return
         shared = self.shared
@@ -435,6 +441,14 @@ class Dispatcher:
         for done in sender.deliver(records):
             if done.partial is not None:
                 self._advance(*done.partial)
+            gone = next((e for e in (done.errors or {}).values() if is_run_level(e)), None)
+            if gone is not None:
+                self._run_vanished(sender.run_id, gone)
+                # Kept, not set aside: a new run can still take them. The rest of this
+                # window is sent no more (the next round keeps it the same way).
+                self._complete(done.upto, done.errors, settle=False, records=records,
+                               points=done.points)
+                return
             self._complete(done.upto, done.errors, records=records, points=done.points)
 
     def _advance(self, seq: int, next_step: int) -> None:
@@ -447,6 +461,18 @@ class Dispatcher:
                             "stay in it until it can be written", exc)
         with self._cond:
             self._last_progress = time.monotonic()
+
+    def _run_vanished(self, run_id: str, exc: BaseException) -> None:
+        """Said once, not once per batch: the store no longer has the run."""
+        self.vanished = exc
+        path = getattr(self.journal, "path", None)
+        with contextlib.suppress(Exception):  # a journal that cannot be written: said below
+            self.journal.set_meta(vanished=redact_text(str(exc))[:500])
+        kept = (f"its records stay in {path} and are not sent to it again: `azml sync "
+                f"--to-new-run {os.path.basename(path)}` sends them to a new run" if path
+                else "its records are kept in memory only and are lost at exit")
+        log.warning("the run %s is no longer on %s (deleted, or its database wiped: %s); %s",
+                    run_id, self.store, redact_text(str(exc)).splitlines()[0][:300], kept)
 
     def _settle(self, upto: int, errors: dict | None) -> None:
         """Delete delivered records from the journal; on a journal error (a full disk) keep
@@ -488,15 +514,20 @@ def _record_name(record: tuple) -> tuple[str, str | None]:
     return kind, record[2]
 
 
-def exit_message(where: dict, journal_path: str | None, store: str, reason: str) -> str:
+def exit_message(where: dict, journal_path: str | None, store: str, reason: str,
+                 run_gone: bool = False) -> str:
     """The one line the exit prints about what was not delivered, counted from the journal's
-    content (``Dispatcher.whereabouts``), or "" when everything reached the store."""
+    content (``Dispatcher.whereabouts``), or "" when everything reached the store. With
+    ``run_gone`` (the store lost the run) the way to deliver them is to a new run."""
     parts = []
     left = where["journal"] + where["memory"]
     if left:
         parts.append(f"{left} record(s) not delivered to {store}"
                      + (f" ({reason})" if reason else ""))
-    if where["journal"]:
+    if where["journal"] and run_gone:
+        parts.append(f"{where['journal']} kept in {journal_path}: run `azml sync --to-new-run "
+                     f"{os.path.basename(journal_path)}` to send them to a new run")
+    elif where["journal"]:
         parts.append(f"{where['journal']} kept in {journal_path}: run `azml sync` to deliver them")
     if where["memory"]:
         parts.append(f"{where['memory']} only in memory, lost (the journal could not take them)")

@@ -15,6 +15,7 @@
   |  + Stopped                  the sender was stopped (its session closed) while retrying
   + JournalLocked               a journal another live process (or sync) holds
   + UnreadableJournal           a journal without the meta that says where its records go
+  + RunGone                     ``azml sync``: the store no longer has the journal's run
   + RunNotCreated               ``azml submit``: the run could not be created in time
   + HistoryError                the ``azml`` CLI: something the user can fix, in one line
   + QueryError                  the CLI: a bad ``--query``
@@ -160,6 +161,11 @@ class JournalLocked(AzmlError):
 
 class UnreadableJournal(AzmlError):
     """A journal without the meta that says where its records go."""
+
+
+class RunGone(AzmlError):
+    """``azml sync``: the store no longer has the journal's run (deleted, or its database
+    wiped); the records stay for ``azml sync --to-new-run``."""
 
 
 # -- the azml command ------------------------------------------------------------------------------

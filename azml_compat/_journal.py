@@ -435,15 +435,16 @@ class Journal:
         """
         from ._stores.base import open_source  # no MLflow: a plain file helper
 
-        rows = self._db.execute("SELECT seq, text FROM records WHERE kind = ?", (FILE,)).fetchall()
-        for seq, source in rows:
+        rows = self._db.execute("SELECT seq, key, text FROM records WHERE kind = ?",
+                                (FILE,)).fetchall()
+        for seq, artifact_dir, source in rows:
             if source.startswith(self.files_dir + os.sep):
                 continue
             folder = os.path.join(self.files_dir, str(seq))
             copy = os.path.join(folder, os.path.basename(source))
             try:
                 os.makedirs(folder, mode=0o700, exist_ok=True)
-                with open_source(source) as src, open(
+                with open_source(source, artifact_dir) as src, open(
                         os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as dst:
                     shutil.copyfileobj(src, dst, 1 << 20)
                 self._db.execute("UPDATE records SET text = ? WHERE seq = ?", (copy, seq))

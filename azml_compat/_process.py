@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 
+from . import _workbench_env
 from ._config import Settings
 from ._consts import FORK_QUIESCE_WAIT
 from ._face import Face
@@ -48,7 +49,7 @@ def session() -> "Session":
     if current is None:
         with _lock:
             if _current is None:
-                settings = Settings.from_env()
+                settings = Settings.from_env(cwd=_workbench_env.start_folder())
                 _set_current(Session(settings, run_spec(settings)))
                 _install_hooks()
             current = _current

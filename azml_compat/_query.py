@@ -161,13 +161,13 @@ class ServerQueries:
         rest, root = target
         endpoint = f"{ARTIFACTS_API}/{quote(posixpath.join(root, path).strip('/'), safe='/')}"
         try:
-            response = rest.request("GET", endpoint, stream=True)
-            if response.status_code != 200:
-                raise StoreError.from_response(response, endpoint)
-            os.makedirs(os.path.dirname(local) or ".", exist_ok=True)
-            with response, open(local, "wb") as fh:
-                for chunk in response.iter_content(1 << 20):
-                    fh.write(chunk)
+            with rest.streamed("GET", endpoint) as (response, chunks):
+                if response.status_code != 200:
+                    raise StoreError.from_response(response, endpoint)
+                os.makedirs(os.path.dirname(local) or ".", exist_ok=True)
+                with open(local, "wb") as fh:
+                    for chunk in chunks():
+                        fh.write(chunk)
         except StoreError:
             raise
         except OSError as exc:

@@ -287,7 +287,9 @@ class Sender:
         except GaveUp:
             raise
         except Exception as exc:  # noqa: BLE001 - a permanent rejection
-            if len(batch) == 1 or is_run_level(exc):
+            if is_run_level(exc):  # the run is gone: the dispatcher says so, once
+                return {seq: exc for seq in batch.seqs()}
+            if len(batch) == 1:
                 log.warning("the tracking store rejected %d record(s): %s",
                             len(batch), _describe(exc))
                 return {seq: exc for seq in batch.seqs()}
@@ -319,8 +321,9 @@ class Sender:
         except GaveUp:
             raise
         except Exception as exc:  # noqa: BLE001 - reported through the record's handle
-            log.warning("the tracking store rejected %s %r: %s", kind, record[2],
-                        _describe(exc))
+            if not is_run_level(exc):  # the run is gone: the dispatcher says so, once
+                log.warning("the tracking store rejected %s %r: %s", kind, record[2],
+                            _describe(exc))
             return exc
         return None
 

@@ -12,13 +12,13 @@ import threading
 import time
 import uuid
 
-from ._config import Settings
+from ._config import Settings, absolute_uri
 from ._consts import CLOSE_TIMEOUT, HANDOFF_MEASURE
 from ._dispatcher import Dispatcher, exit_message
 from ._redact import redact, redact_text
 from ._journal import Journal, MemoryJournal, SpilledJournal
 from ._keys import KeyMap
-from ._outputs import UPLOAD_BAR_BYTES, scan, uploaded, warn_skipped
+from ._outputs import UPLOAD_BAR_BYTES, scan, uploaded, warn_moved, warn_skipped
 from ._progress import Progress, shown
 from ._sender import ForkGate, RunReady, Sender
 from ._tables import Tables
@@ -75,7 +75,7 @@ def run_spec(settings: Settings) -> RunSpec:
     active = getattr(mlflow, "active_run", lambda: None)() if mlflow else None
     if active is not None:
         spec.run_id = active.info.run_id
-        spec.tracking_uri = mlflow.get_tracking_uri()
+        spec.tracking_uri = absolute_uri(mlflow.get_tracking_uri(), settings.cwd)
         spec.owned = False
     if spec.owned:
         # Known before the run exists: a forked child (and `azml sync`) finds the run by it,
@@ -276,9 +276,11 @@ class Session:
         files = []
         if self.main and self.parent is None and self.settings.upload_outputs:
             # Only what this run wrote: files left by earlier runs are not its own.
+            since_ms = self.spec.start_time_ms or process_start_ms()
             files, skipped = scan(self.settings.outputs_dir, self.settings.max_output_bytes,
-                                  since_ms=self.spec.start_time_ms or process_start_ms())
+                                  since_ms=since_ms)
             warn_skipped(skipped, self.settings.max_output_bytes)
+            warn_moved(self.settings.outputs_dir, since_ms)
             files = [(self.dispatcher.put(FILE, d, p), p, size) for d, p, size in files]
         if self.main and self.spec.owned:
             self.dispatcher.put(END, self.status, now_ms())
@@ -314,7 +316,8 @@ class Session:
             # caller exits 130/143. Without an end record, `azml sync` ends the run KILLED.
             interrupted, delivered = exc, False
             _default_on_second_ctrl_c()
-        if not final and delivered and interrupted is None and self.dispatcher.fatal is None:
+        lost = self.dispatcher.fatal or self.dispatcher.vanished  # nothing more reaches it
+        if not final and delivered and interrupted is None and lost is None:
             return True
         self._closed = True
         self.dispatcher.commit()  # whatever is still queued goes to disk before we leave
@@ -332,6 +335,7 @@ class Session:
         reason = ("interrupted by " + ("Ctrl-C" if isinstance(interrupted, KeyboardInterrupt)
                                        else "SIGTERM") if interrupted is not None
                   else f"could not log ({self.dispatcher.fatal})" if self.dispatcher.fatal
+                  else "its run is gone from the store" if self.dispatcher.vanished
                   else f"credentials refused ({redact_text(str(self.dispatcher.blocked))})"
                   if self.dispatcher.blocked
                   else "too many to wait for, and no background delivery could start"
@@ -339,15 +343,17 @@ class Session:
                   else f"no progress for {self.settings.flush_timeout:g} s (AZML_FLUSH_TIMEOUT)"
                   if not delivered else "")
         message = exit_message(self.dispatcher.whereabouts(), journal.path,
-                               redact(self.spec.tracking_uri), reason)
+                               redact(self.spec.tracking_uri), reason,
+                               run_gone=self.dispatcher.vanished is not None)
         if message:
             log.warning("%s", message)
         journal.close(prune=True)  # deletes the file only if nothing is left in it
         if interrupted is not None:
             raise interrupted
-        if delivered and self.dispatcher.fatal is None:
-            self._say_where()
-        return delivered and self.dispatcher.fatal is None
+        lost = self.dispatcher.fatal or self.dispatcher.vanished
+        if delivered and lost is None:
+            self._say_where()  # never a link to a run the store no longer has
+        return delivered and lost is None
 
     def _say_where(self) -> None:
         """One line on stderr with the run's page (as MLflow prints for its own runs), by the

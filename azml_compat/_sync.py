@@ -17,18 +17,20 @@ import os
 import shutil
 import sqlite3
 import time
+import uuid
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
 from ._config import Settings, journal_dir, raw
 from ._consts import SEND_WINDOW
-from ._exceptions import GaveUp, JournalLocked, UnreadableJournal
+from ._exceptions import GaveUp, JournalLocked, RunGone, UnreadableJournal
 from ._journal import Journal
-from ._redact import redact
+from ._redact import redact, redact_text
 from ._sender import Sender
 from ._stores import connect
 from ._steps import SharedSteps
-from ._records import KILLED, PARENT_TAG, RunSpec
+from ._records import KILLED, LEGACY_RUN_KEY_TAG, PARENT_TAG, RUN_KEY_TAG, RunSpec
+from ._stores.base import is_run_level
 
 log = logging.getLogger("azml")
 
@@ -195,12 +197,23 @@ def _remove_partials(directory: str) -> None:
                 os.close(fd)
 
 
+def to_new_run(target: str, give_up_after: float = 30.0, settings: Settings | None = None,
+               directory: str | None = None) -> list[SyncResult]:
+    """Send the records of the journals ``target`` names (``find_journals``) to a new run each,
+    made with the journal's experiment, tags and start time: for a run the store no longer
+    has (deleted, its database wiped), whose records a plain sync can only keep."""
+    settings = settings or Settings.from_env(SYNC_SETTINGS, strict=True)
+    return [sync_one(path, False, give_up_after, settings, new_run=True)
+            for path in find_journals(target, directory)]
+
+
 def sync_one(path: str, dry_run: bool = False, give_up_after: float = 30.0,
              settings: Settings | None = None, progress=None, parent_id: str | None = None,
-             wait_lock: bool = False, claim: bool = False) -> SyncResult:
+             wait_lock: bool = False, claim: bool = False, new_run: bool = False) -> SyncResult:
     """Replay one journal; ``wait_lock``: wait for its lock (the process handing it over
     lets go of it as it exits) instead of skipping it while it is held; ``claim``: note this
-    process's pid in its meta while it delivers (``_handoff``; `azml sync --list` shows it)."""
+    process's pid in its meta while it delivers (``_handoff``; `azml sync --list` shows it);
+    ``new_run``: send its records to a new run (``--to-new-run``: its run was lost)."""
     result = SyncResult(journal=path)
     try:
         journal = Journal(path, wait_lock=wait_lock)
@@ -216,6 +229,8 @@ def sync_one(path: str, dry_run: bool = False, give_up_after: float = 30.0,
     try:
         if claim:
             journal.set_meta(delivered_by=os.getpid())
+        if new_run:
+            _point_at_a_new_run(journal)
         _replay(journal, result, dry_run, give_up_after, settings, progress, parent_id)
     except UnreadableJournal as exc:
         result.skipped = f"unreadable journal ({exc})"
@@ -226,6 +241,8 @@ def sync_one(path: str, dry_run: bool = False, give_up_after: float = 30.0,
     except sqlite3.DatabaseError as exc:
         result.skipped = f"corrupted journal ({exc})"
         log.warning("skipping corrupted journal %s: %s", path, exc)
+    except RunGone as exc:
+        result.error = str(exc)
     except Exception as exc:  # noqa: BLE001 - reported per journal; the others still sync
         result.error = f"{type(exc).__name__}: {exc}"
         if isinstance(exc, GaveUp) and exc.__cause__ is not None:  # the OS's reason, whole
@@ -255,6 +272,17 @@ def _command_store(tracking_uri: str, settings: Settings | None):
 
 
 _REQUIRED_META = ("tracking_uri", "experiment_name")
+
+
+def _point_at_a_new_run(journal: Journal) -> None:
+    """The journal's records go to a run yet to be made, under a new key: written to its meta
+    before anything is sent, so a sync stopped half-way continues the same new run."""
+    meta = journal.meta()
+    tags = {k: v for k, v in (meta.get("tags") or {}).items()
+            if k not in (RUN_KEY_TAG, LEGACY_RUN_KEY_TAG)}
+    key = uuid.uuid4().hex
+    tags[RUN_KEY_TAG] = key
+    journal.set_meta(run_id=None, run_key=key, owned=True, tags=tags, vanished=None, ended=None)
 
 
 def _replay(journal: Journal, result: SyncResult, dry_run: bool, give_up_after: float,
@@ -302,7 +330,16 @@ def _replay(journal: Journal, result: SyncResult, dry_run: bool, give_up_after: 
     # and the progress line says why it waits meanwhile
     sender = Sender(spec, on_run=remember, give_up_after=give_up_after, settings=settings,
                     store_factory=lambda uri: _command_store(uri, settings), quiet=True,
-                    on_retry=lambda why: tell(why)).start()
+                    on_retry=lambda why: tell(why))
+    try:
+        sender.start()
+    except Exception as exc:
+        if spec.run_id and is_run_level(exc):  # deleted, or its database wiped
+            journal.set_meta(vanished=redact_text(str(exc))[:500])
+            raise RunGone(
+                f"run {spec.run_id} is no longer on {redact(uri)}; `azml sync --to-new-run "
+                f"{os.path.basename(journal.path)}` sends its records to a new run") from exc
+        raise
     tell()
     steps_dir = os.path.join(os.path.dirname(os.path.dirname(journal.path)), "steps")
     shared = SharedSteps.from_meta(steps_dir, meta)
@@ -316,6 +353,13 @@ def _replay(journal: Journal, result: SyncResult, dry_run: bool, give_up_after: 
         if shared is not None:
             records = shared.apply(journal, records, sender.run_id)
         for done in sender.deliver(records):
+            gone = next((e for e in (done.errors or {}).values() if is_run_level(e)), None)
+            if gone is not None:  # lost while we send: what is left stays for a new run
+                journal.set_meta(vanished=redact_text(str(gone))[:500])
+                raise RunGone(
+                    f"run {sender.run_id} is no longer on {redact(uri)}; `azml sync "
+                    f"--to-new-run {os.path.basename(journal.path)}` sends its records to a "
+                    "new run") from gone
             result.points += done.points
             waiting.update(done.errors or {})
             try:
@@ -367,6 +411,8 @@ def describe(path: str) -> dict:
         pid = meta.get("delivered_by")
         row["state"] = (f"delivering in the background (pid {pid})" if pid and _alive(pid)
                         else "in use")
+    elif meta.get("vanished"):
+        row["state"] = "run deleted from its store: --to-new-run sends its records to a new run"
     return row
 
 

@@ -61,9 +61,23 @@ def prepare(cwd: str | None = None, share: str | None = None) -> dict:
     return {SHARE_VARIABLE: share}
 
 
+_start_folder: str | None = None  # where ``prepare_process()`` made ./outputs
+
+
 def prepare_process() -> None:
-    """``prepare()`` for this process: sets the share variable in ``os.environ``."""
-    os.environ.update(prepare())
+    """``prepare()`` for this process: sets the share variable in ``os.environ``, and fixes
+    the process's working folder (``start_folder``) as the one the script started in."""
+    global _start_folder
+    if _start_folder is None:
+        _start_folder = os.path.abspath(os.getcwd())
+    os.environ.update(prepare(_start_folder))
+
+
+def start_folder() -> str | None:
+    """The folder the script started in (``import azureml.logging``, its first line), or None
+    if that import did not happen: the process's logger takes its ``./outputs``, experiment
+    name and default store from here, whatever ``os.chdir`` came between."""
+    return _start_folder
 
 
 def _makedirs(path: str, what: str) -> None:

@@ -1,6 +1,6 @@
-"""Every ``azml`` command against a server that is down (a closed port) and one that is hung
-(accepts TCP connections, never answers): seconds until it ends, its exit status and its one
-line. Target: each within 15 s.
+"""Every ``azml`` command against a server that is down (a closed port), one that is hung
+(accepts TCP connections, never answers) and one that trickles (a header byte a second,
+forever): seconds until it ends, its exit status and its one line. Target: each within 15 s.
 
     python -m bench.dead_server        # or: python bench/dead_server.py
 """
@@ -17,7 +17,8 @@ import time
 if not __package__:  # run as a file: bench/__init__.py did not put tests/ on sys.path
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                     "tests"))
-from dead_server_commands import COMMANDS, command  # noqa: E402 - the table the tests check
+from dead_server_commands import (  # noqa: E402 - the table the tests check
+    COMMANDS, TricklingServer, command)
 
 GUARD = 120  # seconds before a command is called hung and killed
 
@@ -63,8 +64,10 @@ def main() -> int:
     hung = socket.socket()
     hung.bind(("127.0.0.1", 0))
     hung.listen(128)
+    trickling = TricklingServer()
     servers = {"closed port": _closed_port(),
-               "hung server": f"http://127.0.0.1:{hung.getsockname()[1]}"}
+               "hung server": f"http://127.0.0.1:{hung.getsockname()[1]}",
+               "trickling": trickling.__enter__()}
     print(f"{'command':<20} {'server':<12} {'seconds':>8} {'exit':>5}  lines  first line")
     worst = 0.0
     try:
@@ -79,6 +82,7 @@ def main() -> int:
                       flush=True)
     finally:
         hung.close()
+        trickling.__exit__(None, None, None)
     print(f"slowest: {worst:.1f} s (target: every command within 15 s)")
     return 0 if worst < 15 else 1
 

@@ -1,9 +1,12 @@
 """Every `azml` command that talks to a tracking server, with arguments that reach it: what
-``tests/test_rest_client.py`` and ``python -m bench.dead_server`` run against a closed port and
-a hung server (one table, so the benchmark measures exactly what the tests check)."""
+``tests/test_rest_client.py`` and ``python -m bench.dead_server`` run against a closed port, a
+hung server and a trickling one (one table, so the benchmark measures exactly what the tests
+check)."""
 from __future__ import annotations
 
 import json
+import socket
+import threading
 from pathlib import Path
 
 RUN = "0" * 32
@@ -27,3 +30,55 @@ def command(name: str, folder) -> list[str]:
     (folder / "train.py").write_text("print('ran')\n")
     (folder / "model.link").write_text(json.dumps({"name": "m", "version": "1"}))
     return [arg.format(folder=folder) for arg in COMMANDS[name]]
+
+
+class TricklingServer:
+    """A slow-loris server on 127.0.0.1: it answers every connection with a status line, then
+    one byte of an endless header every ``interval`` seconds. Each read of a client gets data
+    long before a per-read timeout, so only a deadline on the whole request ends it.
+
+    ``with TricklingServer() as url:`` serves in daemon threads and, on leaving, stops them all
+    and closes every socket it opened."""
+
+    def __init__(self, interval: float = 1.0) -> None:
+        self.interval = interval
+        self._stop = threading.Event()
+        self._listener = socket.socket()
+        self._threads: list[threading.Thread] = []
+
+    def __enter__(self) -> str:
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(128)
+        self._listener.settimeout(0.2)  # so the accept loop sees the stop
+        self._spawn(self._accept)
+        return f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self._listener.close()
+
+    def _spawn(self, target, *args) -> None:
+        thread = threading.Thread(target=target, args=args, daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except (TimeoutError, socket.timeout):
+                continue
+            except OSError:
+                return
+            self._spawn(self._trickle, conn)
+
+    def _trickle(self, conn: socket.socket) -> None:
+        with conn:
+            try:
+                conn.sendall(b"HTTP/1.1 200 OK\r\n")
+                while not self._stop.wait(self.interval):
+                    conn.sendall(b"X")  # one more byte of a header line that never ends
+            except OSError:  # the client gave up and closed: done
+                return

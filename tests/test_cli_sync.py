@@ -200,3 +200,36 @@ def test_sync_shows_its_progress_on_a_terminal_and_not_when_piped(sqlite_store):
     assert len(sqlite_store.runs()) == 2
     for run in sqlite_store.runs():
         assert [m.step for m in sqlite_store.history(run.info.run_id, "loss")] == list(range(5000))
+
+
+def test_a_relative_sqlite_uri_is_journaled_absolute_and_synced_from_anywhere(sqlite_store,
+                                                                             tmp_path):
+    """``MLFLOW_TRACKING_URI=sqlite:///rel.db``, the script killed mid-run: ``azml sync`` from
+    another folder delivers into the project's ``rel.db``, and makes no stray one where it runs."""
+    store = sqlite_store
+    store.run_script(HEADER + textwrap.dedent("""
+        import os, signal, time
+        logger = get_azureml_logger()
+        logger.log("acc", 0.5)
+        assert logger.wait_for_run(120)
+        os.chdir("/")  # a relative path journaled as written would now name /rel.db
+        for i in range(5):
+            logger.log("loss", i)
+        time.sleep(0.3)  # committed to the journal
+        os.kill(os.getpid(), signal.SIGKILL)
+    """), check=False, MLFLOW_TRACKING_URI="sqlite:///rel.db", HOME=str(store.home.parent))
+    assert (store.workdir / "rel.db").exists()
+    (journal,) = store.journals()
+    other = tmp_path / "other"
+    other.mkdir()
+    proc = subprocess.run(["azml", "sync"], cwd=other, timeout=300, capture_output=True,
+                          text=True, env=store.env(HOME=str(store.home.parent),
+                                                   MLFLOW_TRACKING_URI="sqlite:///rel.db"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert not (other / "rel.db").exists()
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{store.workdir / 'rel.db'}")
+    (run,) = client.search_runs([client.get_experiment_by_name(store.experiment).experiment_id])
+    assert run.data.metrics == {"acc": 0.5, "loss": 4.0} and run.info.status == "KILLED"
+    assert not journal.exists()

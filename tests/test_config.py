@@ -199,3 +199,23 @@ def test_the_tests_scrub_every_declared_variable():
 
     kept = {"AZML_SHARE_DIRECTORY"}  # the autouse fixture points it into tmp for every child
     assert {s.name for s in SETTINGS} - kept <= set(conftest._SCRUBBED)
+
+
+@pytest.mark.parametrize("uri, expected", [
+    ("sqlite:///rel.db", "sqlite:////proj/rel.db"),
+    ("sqlite:///sub/rel.db?timeout=20", "sqlite:////proj/sub/rel.db?timeout=20"),
+    ("sqlite:////abs/m.db", "sqlite:////abs/m.db"),
+    ("sqlite:///:memory:", "sqlite:///:memory:"),
+    ("file:mlruns", "file:///proj/mlruns"),
+    ("file:///abs/mlruns", "file:///abs/mlruns"),
+    ("./mlruns", "/proj/mlruns"),
+    ("http://user:pw@host:5000", "http://user:pw@host:5000"),
+    ("postgresql://u@db/x", "postgresql://u@db/x"),
+])
+def test_a_relative_local_store_is_made_absolute_before_it_is_used(uri, expected):
+    from azml_compat._config import Settings, absolute_uri
+
+    assert absolute_uri(uri, "/proj") == expected
+    settings = Settings.from_env(["MLFLOW_TRACKING_URI"], environ={"MLFLOW_TRACKING_URI": uri},
+                                 cwd="/proj")
+    assert settings.tracking_uri == expected

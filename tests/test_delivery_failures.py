@@ -586,3 +586,92 @@ def test_scan_never_opens_a_fifo_or_socket_and_says_so_in_one_line(tmp_path, cap
     (line,) = capsys.readouterr().err.splitlines()
     assert "2 entries" in line and "not a regular file" in line
     assert str(outputs / "pipe") in line and str(outputs / "sock") in line
+
+
+def test_a_link_in_outputs_never_uploads_what_lies_outside_the_project(store, tmp_path):
+    """``outputs/innocent.txt -> ~/.secret_token``: not followed, one line names it; a
+    checkpoint linked from inside the project is uploaded under the link's name."""
+    secret = store.home / ".secret_token"
+    secret.parent.mkdir(parents=True, exist_ok=True)
+    secret.write_text("s3cret-token")
+    secret.chmod(0o600)
+    (store.workdir / "checkpoints").mkdir()
+    proc = store.run_script(HEADER + textwrap.dedent(f"""
+        import os
+        logger = get_azureml_logger()
+        open("checkpoints/epoch3.ckpt", "w").write("weights")
+        os.utime({str(secret)!r})  # a token refreshed while the script runs
+        os.symlink({str(secret)!r}, "outputs/innocent.txt")
+        os.symlink("../checkpoints/epoch3.ckpt", "outputs/best.ckpt")
+        logger.log("acc", 0.5)
+    """), HOME=str(store.home))
+    run_id = store.only_run().info.run_id
+    assert store.artifact_paths(run_id) == {"outputs/best.ckpt"}
+    assert store.artifact_bytes(run_id, "outputs/best.ckpt") == b"weights"
+    lines = [line for line in proc.stderr.splitlines() if "innocent.txt" in line]
+    assert len(lines) == 1 and "outside the project" in lines[0], proc.stderr
+    assert "s3cret-token" not in proc.stderr
+
+
+# -- the run deleted on the server while the script runs -------------------------------------------
+VANISHING_RUN = """
+    import os, time
+    from azureml.logging import get_azureml_logger
+    logger = get_azureml_logger()
+    logger.log("before", 1)
+    assert logger.wait_for_run(120) and logger.flush(120)
+    open("ready", "w").close()
+    while not os.path.exists("go"):  # the test wipes the server's database meanwhile
+        time.sleep(0.1)
+    for i in range(142):
+        logger.log("loss", float(i))
+        if i % 4 == 3:
+            logger.flush(60)  # a batch of its own each time: one warning per batch before
+    """
+
+
+def test_a_run_deleted_mid_run_is_said_once_and_its_records_go_to_a_new_run(own_server,
+                                                                             tmp_path):
+    server = own_server.start()
+    store = Store("server", server.url, tmp_path / "project", "vanish")
+    store.workdir.mkdir()
+    script = store.write_script(VANISHING_RUN)
+    with subprocess.Popen([sys.executable, str(script)], cwd=store.workdir,
+                          env=store.env(HOME=str(store.home)), stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True) as proc:
+        try:
+            for _ in range(1200):
+                if (store.workdir / "ready").exists() or proc.poll() is not None:
+                    break
+                time.sleep(0.1)
+            assert (store.workdir / "ready").exists(), proc.communicate(timeout=60)
+            run_id = store.only_run().info.run_id
+            server.stop()
+            for side in ("", "-wal", "-shm"):  # the database wiped, the server restarted
+                Path(str(server.root / "server.db") + side).unlink(missing_ok=True)
+            server.start()
+            (store.workdir / "go").touch()
+            _, stderr = proc.communicate(timeout=240)
+        finally:
+            proc.kill()
+    lines = stderr.strip().splitlines()
+    vanished = [line for line in lines if run_id in line and "no longer" in line]
+    assert len(vanished) == 1, stderr
+    assert not any("rejected" in line and "RESOURCE_DOES_NOT_EXIST" in line
+                   for line in lines), stderr
+    assert not any(f"runs/{run_id}" in line for line in lines), stderr  # no link to it
+    assert store.runs() == []  # and nothing was made behind the user's back
+    (journal,) = store.journals()
+    # Kept for a new run, not set aside: the 142 points and the end of the run.
+    (row,) = json.loads(azml(store, "sync", "--list", "-o", "json").stdout)
+    assert row["pending"] == 143 and row["rejected"] == 0 and row["run_id"] == run_id, row
+    assert "deleted" in row["state"] and "--to-new-run" in row["state"], row
+    plain = azml(store, "sync", check=False)  # a plain sync cannot deliver to it either
+    assert journal.exists() and plain.returncode != 0
+    assert "--to-new-run" in plain.stderr.splitlines()[-1], plain.stderr
+    moved = azml(store, "sync", "--to-new-run", journal.name)
+    (new,) = store.runs()
+    assert new.info.run_id != run_id and new.info.run_id in moved.stdout + moved.stderr
+    assert values(store, new.info.run_id, "loss") == [float(i) for i in range(142)]
+    assert new.info.status == "FINISHED"
+    assert not journal.exists()

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from conftest import clean_env, free_port, serve_loopback
-from dead_server_commands import COMMANDS
+from dead_server_commands import COMMANDS, TricklingServer
 from dead_server_commands import command as dead_server_command
 
 LEGACY_SCRIPT = """
@@ -222,6 +222,13 @@ def hung_server():
 
 
 @pytest.fixture
+def trickling_server():
+    """Answers a status line, then one header byte a second, forever (slow-loris)."""
+    with TricklingServer() as url:
+        yield url
+
+
+@pytest.fixture
 def closed_port():
     return f"http://127.0.0.1:{free_port()}"
 
@@ -252,7 +259,7 @@ def _run_azml(args, uri, tmp_path):
     return proc, time.monotonic() - started
 
 
-@pytest.mark.parametrize("server", ["closed_port", "hung_server"])
+@pytest.mark.parametrize("server", ["closed_port", "hung_server", "trickling_server"])
 @pytest.mark.parametrize("command", list(COMMANDS))
 def test_every_command_ends_in_one_line_naming_a_dead_server(request, tmp_path, server, command):
     uri = request.getfixturevalue(server)
@@ -269,3 +276,30 @@ def test_every_command_ends_in_one_line_naming_a_dead_server(request, tmp_path, 
         assert "ran" not in proc.stdout
     if command == "sync":  # kept for the next sync
         assert list((tmp_path / "home" / "journal").glob("*.db"))
+
+
+def test_a_request_to_a_trickling_server_ends_at_its_deadline():
+    """Each byte comes well within the read timeout, so only a deadline on the whole request
+    (connect, headers, body) ends it: on the logging path the sender then retries."""
+    import threading
+
+    import requests
+
+    from azml_compat._rest import RestClient
+
+    outcome = []
+    with TricklingServer(interval=0.2) as url:
+        client = RestClient(url, timeout=1)
+
+        def call():
+            try:
+                client.call("runs/get", "GET", {"run_id": "x"})
+            except Exception as exc:  # noqa: BLE001 - what the test looks at
+                outcome.append(exc)
+
+        caller = threading.Thread(target=call, daemon=True)
+        caller.start()
+        caller.join(timeout=30)  # a hang guard: without a deadline it never returns
+        assert not caller.is_alive(), "a request to a trickling server never ended"
+    assert len(outcome) == 1 and isinstance(outcome[0], requests.exceptions.Timeout), outcome
+    assert "1 s" in str(outcome[0]) and "runs/get" in str(outcome[0])

@@ -147,11 +147,13 @@ def check_artifact_name(artifact_path: str) -> None:
                 f"system allows ({NAME_MAX})")
 
 
-def open_source(local_path: str):
+def open_source(local_path: str, artifact_dir: str | None = None):
     """The FILE record's source opened for reading, or PermanentError naming why it cannot be.
 
     Opened non-blocking and checked with ``fstat``: a FIFO in ``outputs/`` would otherwise
-    block the upload (and every record after it) until someone writes to it.
+    block the upload (and every record after it) until someone writes to it. With the
+    record's ``artifact_dir``, what was opened is checked to lie inside the project (a link
+    in ``outputs/`` swapped after the scan must not lead out: ``_outputs.escaping_target``).
     """
     try:
         fd = os.open(local_path, os.O_RDONLY | os.O_NONBLOCK)
@@ -163,6 +165,14 @@ def open_source(local_path: str):
     if not stat.S_ISREG(mode):
         os.close(fd)
         raise PermanentError(f"{local_path!r} is not a regular file; not uploaded")
+    if artifact_dir is not None:
+        from .._outputs import escaping_target
+
+        real = escaping_target(fd, local_path, artifact_dir)
+        if real is not None:
+            os.close(fd)
+            raise PermanentError(f"{local_path!r} leads to {real!r}, outside the project folder "
+                                 "and the share directory; not uploaded")
     os.set_blocking(fd, True)
     return os.fdopen(fd, "rb")
 

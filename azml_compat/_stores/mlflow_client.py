@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import posixpath
+import shutil
 import tempfile
 
 from .._consts import DEFAULT_HTTP_TIMEOUT
@@ -159,9 +160,21 @@ class MlflowStore:
 
     def upload_file(self, run_id: str, artifact_dir: str, local_path: str) -> None:
         check_artifact_name(posixpath.join(artifact_dir, os.path.basename(local_path)))
-        open_source(local_path).close()  # a FIFO, a folder or a vanished file: set aside
-        with bounded_mlflow_http():
-            self.client.log_artifact(run_id, local_path, artifact_dir or None)
+        # A FIFO, a folder, a vanished file or a link leading out of the project: set aside.
+        with open_source(local_path, artifact_dir) as source:
+            if os.path.realpath(local_path) == os.path.abspath(local_path):
+                source.close()
+                with bounded_mlflow_http():
+                    self.client.log_artifact(run_id, local_path, artifact_dir or None)
+                return
+            # Through a link: MLflow opens by path, so it gets a copy of what was checked
+            # (under the link's name), not a path a swapped link could lead elsewhere.
+            with tempfile.TemporaryDirectory(prefix="azml-upload-") as tmp:
+                local = os.path.join(tmp, os.path.basename(local_path))
+                with open(local, "wb") as copy:
+                    shutil.copyfileobj(source, copy, 1 << 20)
+                with bounded_mlflow_http():
+                    self.client.log_artifact(run_id, local, artifact_dir or None)
 
     def end_run(self, run_id: str, status: str, end_time_ms: int) -> None:
         self.client.set_terminated(run_id, status, end_time=end_time_ms)

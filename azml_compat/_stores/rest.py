@@ -213,6 +213,6 @@ class RestStore(LazyClient, MlflowStore):
         path = posixpath.join(artifact_dir, os.path.basename(local_path))
         check_artifact_name(path)
         # Read through the meter: a bar on a terminal shows the bytes sent (_progress).
-        if not self._put_artifact(run_id, path, lambda: metered(open_source(local_path),
+        if not self._put_artifact(run_id, path, lambda: metered(open_source(local_path, artifact_dir),
                                                                 local_path)):
             super().upload_file(run_id, artifact_dir, local_path)

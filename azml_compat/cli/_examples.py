@@ -61,5 +61,7 @@ EXAMPLES = {
         ("See every journal without delivering.", "azml sync --list"),
         ("Drop a journal whose records are not wanted, without asking.",
          "azml sync --discard 5f0c --yes"),
+        ("Send the records of a run deleted on the server to a new run.",
+         "azml sync --to-new-run 5f0c"),
     ),
 }

@@ -13,7 +13,7 @@ import click
 from azml_compat._redact import redact_text
 from azml_compat._query import unreachable
 from azml_compat._sync import (DiscardError, describe, discard, find_journals, list_journals,
-                               sync as sync_journals)
+                               sync as sync_journals, to_new_run)
 
 from ._output import Unfinished, cell as _cell, rendered
 
@@ -89,6 +89,19 @@ def _what(row: dict) -> str:
             f"and {row['rejected'] or 0} rejected records)")
 
 
+def _to_new_run(target: str, give_up_after: float) -> list:
+    try:
+        results = to_new_run(target, give_up_after=give_up_after)
+    except DiscardError as exc:  # names no journal: the same line as --discard's
+        raise click.ClickException(str(exc)) from None
+    for result in results:
+        if result.ok and result.run_id:
+            click.echo(f"azml: sent {result.delivered} record(s) of journal "
+                       f"{os.path.basename(result.journal)} to the new run {result.run_id}",
+                       err=True)
+    return results
+
+
 def _discard(target: str, yes: bool) -> list:
     try:
         paths = find_journals(target)
@@ -161,28 +174,39 @@ def progress_line(stream=None) -> ProgressLine | None:
                    "name from --list, or a run id (any unique prefix) for all of its journals.")
 @click.option("--yes", "-y", is_flag=True,
               help="Do not ask before --discard (required when not on a terminal).")
+@click.option("--to-new-run", metavar="JOURNAL_OR_RUN_ID",
+              help="Send a journal's records to a new run, made like the first (experiment, "
+                   "tags, start time): for a run its store no longer has (deleted, or its "
+                   "database wiped). A journal's name from --list, or a run id (any unique "
+                   "prefix) for all of its journals.")
 @click.option("--dry-run", is_flag=True, help="Only list what would be delivered.")
 @click.option("--give-up-after", type=float, default=5.0, show_default=True,
               help="Seconds to keep retrying an unreachable store before moving on.")
 @rendered(_table_or_list)
-def sync(list_only, discard, yes, dry_run, give_up_after):
+def sync(list_only, discard, yes, to_new_run, dry_run, give_up_after):
     """Deliver every record still in $AZML_HOME/journal (default ~/.azml/journal).
 
     Safe to run twice or at once: a journal in use is skipped. Runs that could not be created
     when their script ran are created now, with their original start time.
     """
     if discard is not None:
-        if list_only or dry_run:
-            raise click.UsageError("--discard goes alone (not with --list or --dry-run)")
+        if list_only or dry_run or to_new_run is not None:
+            raise click.UsageError("--discard goes alone (not with --list, --dry-run or "
+                                   "--to-new-run)")
         return _discard(discard, yes)
-    if list_only:
+    if to_new_run is not None:
+        if list_only or dry_run:
+            raise click.UsageError("--to-new-run goes alone (not with --list or --dry-run)")
+        results = _to_new_run(to_new_run, give_up_after)
+    elif list_only:
         return list_journals()
-    progress = None if dry_run else progress_line()
-    try:
-        results = sync_journals(dry_run=dry_run, give_up_after=give_up_after, progress=progress)
-    finally:
-        if progress is not None:
-            progress.close()
+    else:
+        progress = None if dry_run else progress_line()
+        try:
+            results = sync_journals(dry_run=dry_run, give_up_after=give_up_after, progress=progress)
+        finally:
+            if progress is not None:
+                progress.close()
     rows = [_row(r) for r in results]
     failed = [r for r in results if r.error]
     if failed:
