@@ -26,6 +26,7 @@ from ._exceptions import GaveUp, JournalLocked, UnreadableJournal
 from ._journal import Journal
 from ._redact import redact
 from ._sender import Sender
+from ._spool import adopt
 from ._stores import connect
 from ._steps import SharedSteps
 from ._records import KILLED, RunSpec
@@ -74,6 +75,7 @@ def sync(directory: str | None = None, dry_run: bool = False,
     settings = settings or Settings.from_env(SYNC_SETTINGS, strict=True)
     if not dry_run:
         _remove_partials(directory or journal_dir())
+        adopt(directory or journal_dir())  # workers' spools of a parent that died: journals
     owners, members = [], []
     for path in journals(directory):
         meta = _peek(path)
