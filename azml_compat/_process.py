@@ -52,12 +52,16 @@ def get_azureml_logger() -> AzureMLLogger:
 def process_session() -> Session:
     """The session every face of this process logs through, made on first use (with the
     hooks). A process started by a logging script (its ``AZML_PARENT_RUN``) is that run's
-    worker; any other gets its own run and tells the processes it starts about it."""
+    worker, unless ``MLFLOW_RUN_ID`` names another run; any other gets its own run and tells
+    the processes it starts about it."""
     global _current
     with _session_lock:
         if _current is None:
             settings = Settings.from_env()
-            if settings.parent_run is not None:
+            parent = settings.parent_run
+            # A run named explicitly (MLFLOW_RUN_ID other than the parent's) wins: a driver
+            # script can still start scripts that log elsewhere.
+            if parent is not None and settings.run_id in (None, parent.get("run_id")):
                 session = WorkerSession(settings, settings.parent_run)
             else:
                 session = Session(settings, run_spec(settings))
