@@ -365,9 +365,12 @@ class Dispatcher:
         while not self._stop.is_set():
             self._wake.wait(COMMIT_INTERVAL)
             self._wake.clear()
-            try:
-                if self.intake is not None:
+            if self.intake is not None:
+                try:
                     self.intake()
+                except Exception as exc:  # noqa: BLE001 - the workers' records wait in their spools
+                    self._tell_once("intake", "cannot take in worker records (%s); going on", exc)
+            try:
                 self._write_pending()
             except Exception as exc:  # noqa: BLE001 - never let the journal thread die
                 self._tell_once("journal", "journal thread error (%s); going on", exc)

@@ -260,7 +260,7 @@ class Intake:
         """Take in what the workers wrote since the last call; publish what was delivered."""
         try:
             names = [n for n in os.listdir(self.directory) if n.endswith(SUFFIX)]
-        except FileNotFoundError:
+        except OSError:  # no worker yet (or no journal folder at all: no spool either)
             return
         with self._lock:
             for name in names:
