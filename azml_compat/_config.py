@@ -16,6 +16,7 @@ unknown ``AZML_*`` name (a typo) warns once with the closest known name.
 from __future__ import annotations
 
 import difflib
+import json
 import logging
 import math
 import os
@@ -110,6 +111,17 @@ def text(value: str) -> str:
 def uri(value: str) -> str:
     """A tracking URI some MLflow store can open (``check_tracking_uri``)."""
     return check_tracking_uri(value)
+
+
+def parent_run(value: str) -> dict:
+    """What a process's logger tells the processes it starts (``Session.worker_env``)."""
+    try:
+        found = json.loads(value)
+    except ValueError:
+        found = None
+    if not isinstance(found, dict) or not isinstance(found.get("spools"), str):
+        raise _Bad("is not what a parent script sets (a JSON object naming its spools)")
+    return found
 
 
 # -- the declaration -------------------------------------------------------------------------------
@@ -221,6 +233,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("AZML_QUIET", switch, False,
             "1: no line at exit saying where the run is (its UI page, or the `python -m mlflow ui` command)",
             field="quiet"),
+    Setting("AZML_PARENT_RUN", parent_run, None,
+            "set by a script's logger for the processes it starts (`spawn`/`forkserver` "
+            "workers, subprocesses): they log to its run through it; not for users to set",
+            field="parent_run"),
     Setting("AZML_SUBMITTED_RUN", text, None,
             "set by `azml submit` for its script: the run it made, which the script describes",
             field="submitted_run"),
@@ -237,6 +253,12 @@ SETTINGS: tuple[Setting, ...] = (
 )
 BY_NAME = {setting.name: setting for setting in SETTINGS}
 _PREFIX = "AZML_"
+
+
+def pass_on(name: str, value: str) -> None:
+    """Set the declared variable ``name`` for the processes this one starts (they inherit
+    ``os.environ``): how a script's workers learn its run (``AZML_PARENT_RUN``)."""
+    os.environ[BY_NAME[name].name] = value
 
 
 def raw(name: str) -> str | None:
@@ -420,6 +442,7 @@ class Settings:
     gc_freeze: bool = True
     quiet: bool = False
     submitted_run: str | None = None
+    parent_run: dict | None = None  # set: this process is a worker of that run (``_spool``)
     output: str | None = None  # the `azml` commands' default -o (None: by the terminal)
     az_output: str | None = None
     no_color: bool = False

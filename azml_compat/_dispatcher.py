@@ -135,6 +135,9 @@ class Dispatcher:
         # Steps of a run shared with other processes (``_steps``); None while this process
         # has its run to itself and the step taken at the log() call is final.
         self.shared: SharedSteps | None = None
+        # Called by the journal thread before each commit: takes in the records of this
+        # process's workers (``_spool.Intake.poll``), through ``ingest``.
+        self.intake: Callable[[], None] | None = None
 
     def share(self, directory: str, floors: dict | None = None, from_store: bool = False) -> None:
         """From the next record on, steps come from the run's machine-wide allocator (a fork
@@ -228,6 +231,28 @@ class Dispatcher:
 
     def completed(self, seq: int) -> bool:
         return self._done >= seq
+
+    @property
+    def done(self) -> int:
+        """Every record with a seq up to this one was delivered or rejected."""
+        return self._done
+
+    def ingest(self, records: list, meta: dict | None = None) -> int:
+        """Journal ``records`` (without seq numbers: a worker's, ``_spool``) after everything
+        queued so far, in one transaction with ``meta``; the seq number of the last."""
+        with self._write_lock:
+            with self._lock:
+                first = self._seq + 1
+                self._seq += len(records)
+                taken = list(self._queue)
+                self._queue.clear()
+            self._append_all(taken)
+            batch = [(first + i, *record) for i, record in enumerate(records)]
+            self._append(batch, meta)
+            with self._cond:
+                self._journaled = batch[-1][0]
+                self._cond.notify_all()
+        return batch[-1][0]
 
     @property
     def pending(self) -> int:
@@ -346,6 +371,11 @@ class Dispatcher:
         while not self._stop.is_set():
             self._wake.wait(COMMIT_INTERVAL)
             self._wake.clear()
+            if self.intake is not None:
+                try:
+                    self.intake()
+                except Exception as exc:  # noqa: BLE001 - the workers' records wait in their spools
+                    self._tell_once("intake", "cannot take in worker records (%s); going on", exc)
             try:
                 self._write_pending()
             except Exception as exc:  # noqa: BLE001 - never let the journal thread die
@@ -362,18 +392,21 @@ class Dispatcher:
             with self._lock:  # C-speed copy and clear: no per-record Python under the lock
                 taken = list(self._queue)
                 self._queue.clear()
-            for start in range(0, len(taken), TAKE_LIMIT):
-                batch = taken[start:start + TAKE_LIMIT]
-                self._append(batch)
-                with self._cond:
-                    self._journaled = batch[-1][0]
-                    self._cond.notify_all()
-            with self._drained:
-                self._drained.notify_all()
+            self._append_all(taken)
 
-    def _append(self, batch: list) -> None:
+    def _append_all(self, taken: list) -> None:
+        for start in range(0, len(taken), TAKE_LIMIT):
+            batch = taken[start:start + TAKE_LIMIT]
+            self._append(batch)
+            with self._cond:
+                self._journaled = batch[-1][0]
+                self._cond.notify_all()
+        with self._drained:
+            self._drained.notify_all()
+
+    def _append(self, batch: list, meta: dict | None = None) -> None:
         try:
-            self.journal.append(batch)  # one transaction: all of the batch or none of it
+            self.journal.append(batch, meta)  # one transaction: all of the batch or none of it
         except Exception as exc:  # noqa: BLE001 - the disk failed us: keep going in RAM
             if self._fallback is None:
                 from ._journal import MemoryJournal, SpilledJournal

@@ -120,8 +120,9 @@ class JournalLike(Protocol):
     path: str | None
     sqlite_lock: threading.Lock
 
-    def append(self, records) -> None:
-        """All of ``records`` or none of them (one transaction); raises if it cannot."""
+    def append(self, records, meta: dict | None = None) -> None:
+        """All of ``records`` or none of them (one transaction, with ``meta`` if given: how
+        far a worker's spool was read, ``_spool``); raises if it cannot."""
 
     def pending(self, after: int, limit: int) -> list:
         """Up to ``limit`` records with ``seq > after``, in order."""
@@ -221,9 +222,10 @@ class Journal:
             raise
 
     @classmethod
-    def create(cls, directory: str, local_id: str, meta: dict) -> "Journal":
+    def create(cls, directory: str, local_id: str, meta: dict,
+               wait_lock: bool = True) -> "Journal":
         os.makedirs(directory, mode=0o700, exist_ok=True)
-        return cls(os.path.join(directory, local_id + ".db"), create=True,
+        return cls(os.path.join(directory, local_id + ".db"), create=True, wait_lock=wait_lock,
                    initial_meta={"version": SCHEMA_VERSION, "local_id": local_id, **meta})
 
     # -- meta ------------------------------------------------------------------------------------
@@ -240,7 +242,7 @@ class Journal:
         return {k: json.loads(v) for k, v in rows}
 
     # -- records ---------------------------------------------------------------------------------
-    def append(self, records) -> None:
+    def append(self, records, meta: dict | None = None) -> None:
         # A metric record already is the first six columns of its row: metrics go to
         # executemany as they are (one C-speed filter pass); only other kinds are encoded.
         metrics = [r for r in records if r[1] == METRIC]
@@ -249,18 +251,21 @@ class Journal:
         with self._lock:
             if self._db is None:
                 raise sqlite3.ProgrammingError(f"journal {self.path} is closed")
+            rows = [(k, json.dumps(v)) for k, v in (meta or {}).items()]
             try:
-                self._insert(metrics, others)
+                self._insert(metrics, others, rows)
             except UnicodeEncodeError:  # rare: escape and store, never leave the journal for it
-                self._insert([_escape_row(r) for r in metrics], [_escape_row(r) for r in others])
+                self._insert([_escape_row(r) for r in metrics], [_escape_row(r) for r in others],
+                             rows)
 
-    def _insert(self, metrics, others) -> None:
+    def _insert(self, metrics, others, meta=()) -> None:
         self._db.execute("BEGIN")
         try:
             self._db.executemany(
                 "INSERT INTO records (seq, kind, key, num, ts, step) VALUES (?, ?, ?, ?, ?, ?)",
                 metrics)
             self._db.executemany("INSERT INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?)", others)
+            self._db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", meta)
             self._db.execute("COMMIT")
         except BaseException:
             self._rollback()
@@ -479,7 +484,7 @@ class MemoryJournal:
         self._done: dict[int, int] = {}  # seq -> points of that series already delivered
         self._lock = self.sqlite_lock = threading.Lock()  # no SQLite; the fork hook takes it anyway
 
-    def append(self, records) -> None:
+    def append(self, records, meta: dict | None = None) -> None:
         with self._lock:
             self._records.extend(records)
 
@@ -547,7 +552,7 @@ class SpilledJournal:
         self.path = disk.path
         self.sqlite_lock = disk.sqlite_lock
 
-    def append(self, records) -> None:
+    def append(self, records, meta: dict | None = None) -> None:
         self.memory.append(records)
 
     def pending(self, after: int, limit: int) -> list:

@@ -19,53 +19,55 @@ import threading
 import time
 
 from . import _workbench_env
-from ._config import Settings
+from ._config import Settings, pass_on
 from ._consts import FORK_QUIESCE_WAIT
 from ._face import Face
 from ._logger import AzureMLLogger
 from ._records import FAILED, KILLED
-from ._session import Session, run_spec
+from ._session import Session, WorkerSession, run_spec
 
+_session_lock = threading.Lock()
 _lock = threading.Lock()
-_current: "Session | _ChildStart | None" = None  # the process's session (a stand-in after fork)
-_faces: list[Face] = []  # every face bound to it: rebound together after a fork
 _logger: AzureMLLogger | None = None
+_current: Session | None = None  # the process's session, every face's
+_faces: list[Face] = []  # every face bound to it (``_bind(session)``): rebound after a fork
 _hooks_installed = False
 _owner_pid = os.getpid()  # the process whose SIGTERM handler we installed
 _previous_sigterm = None  # what SIGTERM did before we installed ours
-_unsafe_fork: str | None = None  # set in the parent while it forks with a call still inside
 _forking = False  # between our before-fork and after-fork hooks
 
 
-def session() -> "Session":
-    """This process's session, made on first use by whichever face comes first.
-
-    Making it decides the run (an active MLflow run, ``MLFLOW_RUN_ID``, else a new run in
-    ``MLFLOW_EXPERIMENT_NAME`` or the project folder's experiment), installs the hooks once,
-    and starts the background worker that creates the run. It does not import MLflow or touch
-    the network. In a forked child it is the child's own session (made now if not yet).
+def session() -> Session:
+    """The session every face of this process logs through, made on first use (with the
+    hooks). A process started by a logging script (its ``AZML_PARENT_RUN``) is that run's
+    worker, unless ``MLFLOW_RUN_ID`` names another run; any other gets its own run and tells
+    the processes it starts about it. Making it does not import MLflow or touch the network.
     """
-    current = _current
-    if current is None:
-        with _lock:
-            if _current is None:
-                settings = Settings.from_env(cwd=_workbench_env.start_folder())
-                _set_current(Session(settings, run_spec(settings)))
-                _install_hooks()
-            current = _current
-    return current.start() if isinstance(current, _ChildStart) else current
-
-
-def _set_current(current) -> None:
     global _current
-    _current = current
+    current = _current
+    if current is not None:
+        return current
+    with _session_lock:
+        if _current is None:
+            settings = Settings.from_env(cwd=_workbench_env.start_folder())
+            parent = settings.parent_run
+            # A run named explicitly (MLFLOW_RUN_ID other than the parent's) wins: a driver
+            # script can still start scripts that log elsewhere.
+            if parent is not None and settings.run_id in (None, parent.get("run_id")):
+                current = WorkerSession(settings, settings.parent_run)
+            else:
+                current = Session(settings, run_spec(settings))
+                pass_on("AZML_PARENT_RUN", current.worker_env())
+            _current = current
+            _install_hooks(current.main)
+        return _current
 
 
 def bind(face: Face) -> Face:
     """Bind ``face`` to the process's session and keep it bound across forks."""
-    session()
+    current = session()
     with _lock:
-        face._bind(_current.start() if isinstance(_current, _ChildStart) else _current)
+        face._bind(current)
         _faces.append(face)
     return face
 
@@ -73,7 +75,10 @@ def bind(face: Face) -> Face:
 def get_azureml_logger() -> AzureMLLogger:
     """The logger for this process's run; every call returns the same one.
 
-    The first call decides the run (see ``session()``) unless another face already did.
+    The first call decides the run (the parent's, for a worker process; an active MLflow run,
+    ``MLFLOW_RUN_ID``, else a new run in ``MLFLOW_EXPERIMENT_NAME`` or the project folder's
+    experiment) and starts the background worker that creates it. It does not import MLflow
+    or touch the network.
     """
     global _logger
     logger = _logger
@@ -82,58 +87,19 @@ def get_azureml_logger() -> AzureMLLogger:
     current = session()
     with _lock:
         if _logger is None:
-            logger = AzureMLLogger(current)
-            _faces.append(logger)
-            _logger = logger
+            _logger = AzureMLLogger(current)
+            _faces.append(_logger)
         return _logger
 
 
-class _ChildStart:
-    """A forked child's session before the child first uses a face.
-
-    The at-fork hook only puts this in place (no thread, no file, no SQLite: a pool worker
-    that never logs costs nothing, and a signal sent to a worker just forked finds no long
-    hook to interrupt). The first call through any face makes the real session and binds
-    every face to it; until then this forwards every attribute to it.
-    """
-
-    def __init__(self, parent: Session, unsafe: str | None) -> None:
-        self.parent = parent
-        self.unsafe = unsafe
-        self.session: Session | None = None
-        self._lock = threading.Lock()
-
-    def start(self) -> Session:
-        with self._lock:
-            if self.session is None:
-                self.session = self.parent.forked(self.unsafe)
-                for face in _faces:
-                    face._bind(self.session)
-                util = sys.modules.get("multiprocessing.util")
-                if util is not None:
-                    # multiprocessing children leave through os._exit, which skips atexit.
-                    util.Finalize(None, _at_exit, exitpriority=100)
-        return self.session
-
-    def bind(self) -> None:
-        _set_current(self)
-        for face in _faces:
-            face._session = self
-            face._key_of = lambda name: None  # log() then asks new_key(), which starts us
-            face._put = lambda *record: self.start().dispatcher.put(*record)
-            face._put_stepped = lambda *args: self.start().dispatcher.put_stepped(*args)
-
-    def __getattr__(self, name):
-        return getattr(self.start(), name)
-
-
 def _session() -> Session | None:
-    """The session made so far (None before any face asked, or in a fork not yet logging)."""
-    current = _current
-    return current.session if isinstance(current, _ChildStart) else current
+    """The session made so far (None before any face asked for one)."""
+    return _current
 
 
-def _install_hooks() -> None:
+def _install_hooks(main: bool) -> None:
+    """``main``: this process delivers its run, so SIGTERM ends the run KILLED; a worker keeps
+    the default (``Pool.terminate()`` must end it at once, and its records are on disk)."""
     global _hooks_installed, _owner_pid, _previous_sigterm
     if _hooks_installed:
         return
@@ -147,7 +113,7 @@ def _install_hooks() -> None:
         previous_hook(kind, value, traceback)
 
     sys.excepthook = excepthook
-    if threading.current_thread() is threading.main_thread():
+    if main and threading.current_thread() is threading.main_thread():
         previous = signal.getsignal(signal.SIGTERM)
         if previous in (signal.SIG_DFL, None):
             _owner_pid, _previous_sigterm = os.getpid(), signal.SIG_DFL
@@ -213,13 +179,39 @@ def _at_threading_exit() -> None:
     same run by ``_at_exit``. If other threads still run, everything waits for ``_at_exit``,
     which Python calls after joining them.
     """
-    if not _other_live_threads():
+    if not _other_live_threads() and not _live_workers():
         _close(final=False)
+
+
+def _live_workers() -> bool:
+    """True while a ``multiprocessing`` child runs (it may still log): Python joins them, and
+    terminates the daemonic ones, in multiprocessing's own exit hook, after this one."""
+    mp = sys.modules.get("multiprocessing")
+    try:
+        return bool(mp and mp.active_children())
+    except Exception:  # noqa: BLE001 - multiprocessing's state at exit: go on without it
+        return False
+
+
+def _end_workers() -> None:
+    """Let ``multiprocessing`` end its children now if its exit hook is still to come (it
+    was imported before us: last in, first out), so the run ends after what they logged.
+    Its hook does nothing when called a second time."""
+    util = sys.modules.get("multiprocessing.util")
+    if util is None or getattr(util, "_exiting", True) or not _live_workers():
+        return
+    try:
+        util._exit_function()
+    except Exception:  # noqa: BLE001 - their records stay in the spools for `azml sync`
+        pass
 
 
 def _at_exit() -> None:
     """The end of the run: after every non-daemon thread was joined and after the ``atexit``
     handlers registered after ``import azureml.logging`` (they run first: last in, first out)."""
+    session = _session()
+    if session is not None and session.main:
+        _end_workers()
     _close(final=True)
 
 
@@ -248,20 +240,16 @@ def _before_fork() -> None:
     if session is None:
         return
     session.share()  # parent and child now log to one run: steps from a shared allocator
-    # A child forked while one of our threads is inside SQLite (or importing MLflow) can hang
-    # on a lock it inherits held (seen: in sqlite3.connect, and on MLflow's store-building
-    # lock during migrations). HTTP calls are not waited for.
-    global _unsafe_fork
-    imports_done = _wait_for_imports(FORK_QUIESCE_WAIT)
-    if not session.quiesce(FORK_QUIESCE_WAIT) or not imports_done:
-        _unsafe_fork = (f"forked while the parent was importing or inside MLflow for over "
-                        f"{FORK_QUIESCE_WAIT:g} s; this process's records stay in its journal "
-                        "for `azml sync`")
+    # The child never calls MLflow or our SQLite, but its own code may import or use SQLite:
+    # a child forked while one of our threads is inside SQLite or an import inherits that lock
+    # held for good (seen: in sqlite3.connect; "partially initialized module" for an import).
+    # Local work only, bounded; HTTP calls are not waited for.
+    _wait_for_imports(FORK_QUIESCE_WAIT)
+    session.quiesce(FORK_QUIESCE_WAIT)
 
 
 def _after_fork_in_parent() -> None:
-    global _unsafe_fork, _forking
-    _unsafe_fork = None
+    global _forking
     session = _session()
     if session is not None:
         session.resume()
@@ -269,31 +257,24 @@ def _after_fork_in_parent() -> None:
 
 
 def _after_fork_in_child() -> None:
-    """Short, and nothing in it can be interrupted by a signal into a swallowed exception."""
-    global _lock, _unsafe_fork, _forking
+    """Short, and nothing in it can be interrupted by a signal into a swallowed exception:
+    dict copies and attribute stores, no file, no thread."""
+    global _lock, _session_lock, _forking, _current
     _forking = False
     if _owner_pid != os.getpid() and signal.getsignal(signal.SIGTERM) is _on_sigterm:
         try:
             signal.signal(signal.SIGTERM, _previous_sigterm or signal.SIG_DFL)
         except ValueError:  # not the main thread: _on_sigterm defers to the default itself
             pass
-    _lock = threading.Lock()
-    current = _current
-    if current is None:
+    _lock, _session_lock = threading.Lock(), threading.Lock()
+    parent = _session()
+    if parent is None:
         return
     _reset_import_locks()
-    unsafe, _unsafe_fork = _unsafe_fork, None
-    if isinstance(current, _ChildStart):
-        # a child of a child: the parent's journal lock was already let go in the first child
-        parent = current.session or current.parent
-        if current.session is not None:
-            current.session.dispatcher.journal.abandon()
-        else:
-            unsafe = unsafe or current.unsafe
-    else:
-        parent = current
-        parent.dispatcher.journal.abandon()  # the parent's lock on its journal
-    _ChildStart(parent, unsafe).bind()
+    parent.abandon()  # the parent's lock on its journal, a worker's spool
+    _current = child = parent.forked()
+    for face in _faces:
+        face._bind(child)
 
 
 def _imports_of_other_threads() -> list:

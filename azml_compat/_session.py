@@ -24,6 +24,7 @@ from ._sender import ForkGate, RunReady, Sender
 from ._tables import Tables
 from ._records import (ARGUMENTS_TAG, END, FILE, FINISHED, MAX_TAG_VALUE, NAME_TAG_PREFIX,
                        PARENT_TAG, SCRIPT_TAG, TAG, WORKDIR_TAG, RunSpec)
+from . import _spool
 from ._presentation import NOTE_TAG, RUN_NAME_TAG, run_name, run_note, where_line
 from ._workbench_env import process_start_ms, script_identity
 
@@ -87,14 +88,13 @@ def run_spec(settings: Settings) -> RunSpec:
 
 
 class Session:
-    """Everything a logger needs; shared by every logger of the process."""
+    """Everything a logger needs; shared by every logger (every face) of the process."""
 
-    def __init__(self, settings: Settings, spec: RunSpec, steps: dict | None = None,
-                 keys: KeyMap | None = None, main: bool = True,
-                 unsafe: str | None = None, parent: "Session | None" = None) -> None:
+    main = True  # this process delivers (a worker, ``WorkerSession``, leaves it to its parent)
+
+    def __init__(self, settings: Settings, spec: RunSpec, parent: "Session | None" = None) -> None:
         self.settings = settings
         self.spec = spec
-        self.main = main  # False in a forked child: the parent ends the run
         # A nested run's (SDK v1's child runs): made and ended by this process through its own
         # session and journal, linked to the parent's run once the parent's id is known.
         self.parent = parent
@@ -103,9 +103,8 @@ class Session:
         self.before_close.append(self.tables.close)
         self.nested_runs: list[Session] = []  # ended with this run, closed after it
         self._close_lock = threading.Lock()
-        self._unsafe = unsafe  # why this process must not call MLflow (records are journaled)
         self.status = FINISHED
-        self.keys = keys or KeyMap()
+        self.keys = KeyMap()
         self.run = RunReady(spec.run_id)
         self.gate = ForkGate()  # before the sender exists: it covers the MLflow import too
         self._sender: Sender | None = None
@@ -115,16 +114,20 @@ class Session:
             self._open_journal(),
             self._make_sender,
             fallback=self._spill,
-            max_journal_bytes=settings.max_journal_bytes, steps=steps,
+            max_journal_bytes=settings.max_journal_bytes,
             wait_timeout=settings.wait_timeout, store=redact(spec.tracking_uri))
-        if not spec.owned and main:
+        if not spec.owned:
             # Attached to a run others may log to: continue after the steps it already has.
             self.dispatcher.share(self.steps_dir, floors={}, from_store=True)
+        # This process's workers (forked, spawned, subprocesses) write spools; we deliver them.
+        self.workers = _spool.Intake(_spool.folder(settings.journal_dir, self.local_id),
+                                     self.dispatcher, self.share)
+        self.dispatcher.intake = self.workers.poll
         self.dispatcher.start()  # its sender thread calls back into self.dispatcher
         self._closed = False
         self._ended = False  # outputs/ and the end record are queued
         self._handoff: tuple[int, float] | None = None  # (points left, rate) to hand over
-        if main and parent is None:
+        if parent is None:
             os.makedirs(settings.outputs_dir, exist_ok=True)
 
     def nested(self, name: str | None, tags: dict | None = None) -> "Session":
@@ -183,10 +186,8 @@ class Session:
         return SpilledJournal(journal) if isinstance(journal, Journal) else MemoryJournal()
 
     def _make_sender(self) -> Sender:
-        if self._unsafe:
-            raise RuntimeError(self._unsafe)
         self._sender = Sender(self.spec, on_run=self._on_run, on_blocked=self.dispatcher.block,
-                              quiet=not self.main, gate=self.gate, settings=self.settings,
+                              gate=self.gate, settings=self.settings,
                               before_open=self._link_parent if self.parent else None)
         return self._sender
 
@@ -209,26 +210,39 @@ class Session:
 
     def _on_run(self, run_id: str) -> None:
         self.dispatcher.journal.set_meta(run_id=run_id)  # what `azml sync` maps the run to
+        self.workers.run_id = run_id  # what the workers' handles learn with their deliveries
         self.run(run_id)
 
-    def forked(self, unsafe: str | None = None) -> "Session":
-        """A fresh session for a child after ``os.fork``, logging to the same run.
+    def worker_header(self) -> dict:
+        """Where this process's workers' records go: the first record of each spool, what
+        ``azml sync`` makes a worker's journal from if this process dies first."""
+        spec = self.spec
+        return {"tracking_uri": redact(spec.tracking_uri), "experiment_name": spec.experiment_name,
+                "run_id": self.run.run_id, "run_key": spec.run_key,
+                "start_time_ms": spec.start_time_ms, "host": socket.gethostname(),
+                "spools": self.workers.directory}
 
-        The child belongs to the parent's run whether or not the parent has created it yet:
-        with no id known, its sender finds the run by the parent's key once it exists. It
-        never creates or ends it (``owned=False``).
-        """
-        spec = RunSpec(**{**self.spec.__dict__, "run_id": self.run.run_id, "owned": False,
-                          "new_key": False})
+    def worker_env(self) -> str:
+        """``AZML_PARENT_RUN`` for the processes this one starts (``spawn``, ``forkserver``,
+        subprocesses): they log to this run through a spool. No tags: a header stays small."""
+        return json.dumps(self.worker_header())
+
+    def forked(self) -> "WorkerSession":
+        """The session of a child just forked: the same run, through a spool. Copies only
+        dicts (the at-fork hook stays short); the key map's lock may be held by a thread that
+        does not exist in the child, so the map is a new one."""
+        header = {**self.worker_header(), "tags": self.spec.tags}
+        return WorkerSession(self.settings, header, self._copied_keys(),
+                             dict(self.dispatcher.steps))
+
+    def _copied_keys(self) -> KeyMap:
         keys = KeyMap()
         keys.known, keys._owners = dict(self.keys.known), dict(self.keys._owners)
-        child = Session(self.settings, spec, steps=dict(self.dispatcher.steps), keys=keys,
-                        main=False, unsafe=unsafe)
-        shared = self.dispatcher.shared
-        child.dispatcher.share(self.steps_dir,
-                               floors=shared.floors if shared else dict(self.dispatcher.steps),
-                               from_store=shared.from_store if shared else False)
-        return child
+        return keys
+
+    def abandon(self) -> None:
+        """In a child just forked: let go of this (the parent's) session's files."""
+        self.dispatcher.journal.abandon()
 
     # -- helpers for the logger's hot path -------------------------------------------------
     def new_key(self, name: str) -> str:
@@ -304,8 +318,14 @@ class Session:
         files = []
         interrupted = None
         try:
+            # What the workers logged goes in before the end record (they are gone by now,
+            # or still running: what they log later is delivered by the next close or sync).
+            self.workers.poll()
             files = self.end()
             delivered = self._wait(files, patience)
+            if delivered:  # and what a worker still running logged meanwhile
+                self.workers.poll()
+                delivered = self.dispatcher.flush(self.settings.flush_timeout, stall_timeout=True)
             for child in self.nested_runs:
                 # Their records went out alongside ours: waiting again only if ours arrived
                 # (a store that took nothing for the bound is not waited for once per child).
@@ -324,6 +344,7 @@ class Session:
         # Its threads end here, before the journal is counted and closed: what they did not
         # deliver stays in it. Interrupted, the exit does not wait for a request in flight.
         self.dispatcher.close(0.0 if interrupted is not None else CLOSE_TIMEOUT)
+        running = self.workers.finish()
         journal = self.dispatcher.journal
         handed = (self._hand_off(journal) if self._handoff is not None and interrupted is None
                   else None)
@@ -347,6 +368,9 @@ class Session:
                                run_gone=self.dispatcher.vanished is not None)
         if message:
             log.warning("%s", message)
+        if running:
+            log.warning("%d worker process(es) still running: what they log from now on is "
+                        "kept in %s for `azml sync`", running, self.workers.directory)
         journal.close(prune=True)  # deletes the file only if nothing is left in it
         if interrupted is not None:
             raise interrupted
@@ -358,7 +382,7 @@ class Session:
     def _say_where(self) -> None:
         """One line on stderr with the run's page (as MLflow prints for its own runs), by the
         process that made the run; ``AZML_QUIET=1`` keeps it quiet."""
-        if not (self.main and self.parent is None and self.spec.owned and self.run.run_id):
+        if not (self.parent is None and self.spec.owned and self.run.run_id):
             return
         if self.settings.quiet:
             return
@@ -431,3 +455,70 @@ class Session:
                 f"{self.settings.handoff_after:g} s): a background process (pid {pid}) "
                 f"delivers them after this script exits; `azml sync --list` shows it, its "
                 f"log is {_handoff.log_path(journal.path)}")
+
+
+class WorkerSession(Session):
+    """The session of a worker process (forked, spawned, or a subprocess given
+    ``AZML_PARENT_RUN``): it logs to its parent's run through a spool (``_spool``) and never
+    creates, ends or talks to the run; no thread, no MLflow, no SQLite."""
+
+    main = False
+
+    def __init__(self, settings: Settings, header: dict, keys: KeyMap | None = None,
+                 steps: dict | None = None) -> None:
+        self.settings = settings
+        self.header = header
+        self.spec = RunSpec(tracking_uri=header.get("tracking_uri") or settings.tracking_uri,
+                            experiment_name=header.get("experiment_name") or "",
+                            run_id=header.get("run_id"), run_key=header.get("run_key"),
+                            owned=False, tags=header.get("tags") or {})
+        self.status = FINISHED
+        self.keys = keys or KeyMap()
+        self.dispatcher = _spool.Spool(header["spools"], header, steps or {},
+                                       settings.wait_timeout)
+        self.run = _WorkerRun(self.dispatcher)
+        # What the SDK v1 face reads of any session; a worker's table rows go out through its
+        # spool too, and it never ends the run (``main`` is False: no end record, no outputs/).
+        self.parent = None
+        self.tables = Tables(self.dispatcher.put)
+        self.before_close = [self.tables.close]
+        self.nested_runs: list[Session] = []
+        self._ended = self._closed = False
+
+    def share(self) -> None:
+        pass  # the parent's run already is
+
+    def quiesce(self, timeout: float) -> bool:
+        return True  # nothing of ours runs in another thread of a worker
+
+    def resume(self) -> None:
+        pass
+
+    def forked(self) -> "WorkerSession":
+        """A worker's child: a worker of the same parent, with a spool of its own."""
+        return WorkerSession(self.settings, self.header, self._copied_keys(),
+                             dict(self.dispatcher.steps))
+
+    def abandon(self) -> None:
+        self.dispatcher.abandon()
+
+    def close(self, final: bool = True) -> bool:
+        """Nothing to do: every record is in the spool from the moment it was logged."""
+        return True
+
+
+class _WorkerRun:
+    """A worker's ``RunReady``: the run id as its parent publishes it."""
+
+    def __init__(self, spool) -> None:
+        self._spool = spool
+
+    @property
+    def run_id(self) -> str | None:
+        return self._spool.run_id()
+
+    def wait(self, timeout: float | None = None) -> str | None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while (run_id := self.run_id) is None and (deadline is None or time.monotonic() < deadline):
+            time.sleep(0.02)
+        return run_id

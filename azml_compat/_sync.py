@@ -27,6 +27,7 @@ from ._exceptions import GaveUp, JournalLocked, RunGone, UnreadableJournal
 from ._journal import Journal
 from ._redact import redact, redact_text
 from ._sender import Sender
+from ._spool import adopt
 from ._stores import connect
 from ._steps import SharedSteps
 from ._records import KILLED, LEGACY_RUN_KEY_TAG, PARENT_TAG, RUN_KEY_TAG, RunSpec
@@ -101,6 +102,7 @@ def sync(directory: str | None = None, dry_run: bool = False,
     settings = settings or Settings.from_env(SYNC_SETTINGS, strict=True)
     if not dry_run:
         _remove_partials(directory or journal_dir())
+        adopt(directory or journal_dir())  # workers' spools of a parent that died: journals
     owners, members, nested = [], [], []
     for path in journals(directory):
         meta = _peek(path)

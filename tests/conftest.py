@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -47,6 +48,64 @@ def _untracked_in_repo() -> set:
 _BEFORE = _files_under(_WATCHED)
 _BEFORE_REPO = _untracked_in_repo()
 os.environ["HOME"] = tempfile.mkdtemp(prefix="azml-tests-home-")
+
+
+# Every process the tests start gets SIGINT's default disposition, however the suite was
+# launched: under `nohup` or a CI runner's background job SIGINT is ignored, and an ignored
+# signal stays ignored across exec, so a script sent SIGINT would go on running. A handled
+# signal is reset to its default at exec: handling it here is what every child inherits.
+signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+class _OwnedPopen(subprocess.Popen):
+    """``subprocess.Popen`` as the tests use it (``subprocess.run`` too): each process is the
+    leader of its own process group, unless the caller chose its session or group, so that
+    the processes a test started, and theirs (pool workers), can be ended with the test."""
+
+    started: list | None = None  # the processes of the test running now
+
+    def __init__(self, *args, **kwargs):
+        if not {"start_new_session", "process_group", "preexec_fn"} & kwargs.keys():
+            kwargs["process_group"] = 0
+        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # a test ignored it meanwhile
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        super().__init__(*args, **kwargs)
+        if _OwnedPopen.started is not None:
+            _OwnedPopen.started.append(self)
+
+
+subprocess.Popen = _OwnedPopen
+
+
+def _end(proc: subprocess.Popen) -> None:
+    """Kill ``proc``'s process group (its own, or the new session it leads), else ``proc``."""
+    try:
+        group = os.getpgid(proc.pid) if proc.poll() is None else proc.pid
+    except ProcessLookupError:
+        group = proc.pid
+    try:
+        if group == proc.pid:
+            os.killpg(group, signal.SIGKILL)  # the leader's group outlives it while members live
+        elif proc.poll() is None:
+            proc.kill()
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    """Whatever a test started and left running (it failed, or forgot) ends with it."""
+    _OwnedPopen.started = started = []
+    try:
+        yield
+    finally:
+        _OwnedPopen.started = None
+        for proc in started:
+            _end(proc)
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -130,7 +130,7 @@ class FullDiskJournal:
         self.accept = accept
         self.appends = 0
 
-    def append(self, records) -> None:
+    def append(self, records, meta=None) -> None:
         if self.appends >= self.accept:
             raise sqlite3.OperationalError("database or disk is full")
         self.appends += 1

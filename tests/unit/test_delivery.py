@@ -75,10 +75,10 @@ def test_a_caller_far_ahead_of_the_journal_waits_until_it_catches_up(core, monke
     class HeldJournal(MemoryJournal):
         appending, release = threading.Event(), threading.Event()
 
-        def append(self, records):
+        def append(self, records, meta=None):
             self.appending.set()
             self.release.wait()
-            super().append(records)
+            super().append(records, meta)
 
     journal = HeldJournal()
     store = FakeStore()
