@@ -13,8 +13,7 @@
 from . import _report  # noqa: F401 - the `azml` logger's one stderr handler, before any line
 from ._dispatcher import Handle
 from ._exceptions import AzmlError, DeliveryTimeout, RecordRejected
-from ._logger import AzureMLLogger
-from ._process import get_azureml_logger
+from ._logger import AzureMLLogger, get_azureml_logger
 
 from ._version import __version__
 __all__ = ["__version__", "AzmlError", "AzureMLLogger", "DeliveryTimeout", "get_azureml_logger",

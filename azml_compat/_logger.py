@@ -3,17 +3,39 @@ thread, then hands a record to the dispatcher; it never does I/O and never impor
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 from ._records import ARTIFACT, MAX_TAG_VALUE, METRIC, SERIES, TAG
 from ._redact import redact
 from ._dispatcher import DoneHandle, Handle
+from . import _process
 from ._face import Face
 from ._paths import clean_artifact_path
 from ._session import Session
 from ._values import DOCUMENT, NOTHING, POINT, SERIES as SERIES_VALUE, TEXT, classify, encode_text, to_float
 
 _time_ns = time.time_ns
+_lock = threading.Lock()
+_logger: "AzureMLLogger | None" = None
+
+
+def get_azureml_logger() -> "AzureMLLogger":
+    """The logger for this process's run; every call returns the same one.
+
+    The first call decides the run (the parent's, for a worker process; an active MLflow run,
+    ``MLFLOW_RUN_ID``, else a new run in ``MLFLOW_EXPERIMENT_NAME`` or the project folder's
+    experiment) unless SDK v1's ``Run`` already did (``_process.session()``), and starts the
+    background worker that creates it. It does not import MLflow or touch the network.
+    """
+    global _logger
+    logger = _logger
+    if logger is not None:
+        return logger
+    with _lock:
+        if _logger is None:
+            _logger = _process.bind(AzureMLLogger(_process.session()))
+        return _logger
 
 
 class AzureMLLogger(Face):

@@ -22,13 +22,11 @@ from . import _workbench_env
 from ._config import Settings, pass_on
 from ._consts import FORK_QUIESCE_WAIT
 from ._face import Face
-from ._logger import AzureMLLogger
 from ._records import FAILED, KILLED
 from ._session import Session, WorkerSession, run_spec
 
 _session_lock = threading.Lock()
 _lock = threading.Lock()
-_logger: AzureMLLogger | None = None
 _current: Session | None = None  # the process's session, every face's
 _faces: list[Face] = []  # every face bound to it (``_bind(session)``): rebound after a fork
 _hooks_installed = False
@@ -70,26 +68,6 @@ def bind(face: Face) -> Face:
         face._bind(current)
         _faces.append(face)
     return face
-
-
-def get_azureml_logger() -> AzureMLLogger:
-    """The logger for this process's run; every call returns the same one.
-
-    The first call decides the run (the parent's, for a worker process; an active MLflow run,
-    ``MLFLOW_RUN_ID``, else a new run in ``MLFLOW_EXPERIMENT_NAME`` or the project folder's
-    experiment) and starts the background worker that creates it. It does not import MLflow
-    or touch the network.
-    """
-    global _logger
-    logger = _logger
-    if logger is not None:
-        return logger
-    current = session()
-    with _lock:
-        if _logger is None:
-            _logger = AzureMLLogger(current)
-            _faces.append(_logger)
-        return _logger
 
 
 def _session() -> Session | None:
