@@ -11,9 +11,9 @@
 ``__cause__``) and ``DeliveryTimeout`` when the store stalls; both are ``AzmlError``s.
 """
 from . import _report  # noqa: F401 - the `azml` logger's one stderr handler, before any line
-from ._dispatcher import Handle
+from ._core.dispatcher import Handle
 from ._exceptions import AzmlError, DeliveryTimeout, RecordRejected
-from ._logger import AzureMLLogger, get_azureml_logger
+from ._workbench.logger import AzureMLLogger, get_azureml_logger
 
 from ._version import __version__
 __all__ = ["__version__", "AzmlError", "AzureMLLogger", "DeliveryTimeout", "get_azureml_logger",

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from ._consts import (OUTPUT_FORMATS, DEFAULT_FLUSH_TIMEOUT, DEFAULT_HANDOFF_AFTER,
-                      DEFAULT_MAX_IN_FLIGHT,
-                      DEFAULT_MAX_JOURNAL_BYTES, DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_WAIT_TIMEOUT)
+                      DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_JOURNAL_BYTES, DEFAULT_MAX_OUTPUT_BYTES,
+                      DEFAULT_WAIT_TIMEOUT)
 from ._exceptions import ConfigError
 from ._redact import redact, redact_text
 

@@ -208,7 +208,7 @@ def case_history_list_sqlite(workdir: str, sizes=(1, 1_000, 10_000), repeat: int
     a fresh Python process through MLflow's client."""
     from mlflow.tracking import MlflowClient
 
-    from azml_compat._query import DEFAULT_MAX
+    from azml_compat._core.query import DEFAULT_MAX
 
     from .history_list import EXPERIMENT, SEARCH_PAGE, seed
 

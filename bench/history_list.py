@@ -76,7 +76,7 @@ def _timed(cmd, env, repeat: int) -> tuple[float, bytes]:
 
 def measure(n_runs: int = 10_000, repeat: int = 3) -> dict:
     """Seed, serve, time; every figure in seconds (medians of ``repeat``)."""
-    from azml_compat._query import DEFAULT_MAX
+    from azml_compat._core.query import DEFAULT_MAX
 
     azml = shutil.which("azml") or sys.exit("azml is not installed: pip install -e .")
     with tempfile.TemporaryDirectory(prefix="azml-bench-") as tmp:

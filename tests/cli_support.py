@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from azml_compat._keys import sanitize
-from azml_compat._records import NAME_TAG_PREFIX
+from azml_compat._core.keys import sanitize
+from azml_compat._core.records import NAME_TAG_PREFIX
 from azml_compat.cli import main
 
 AZML = shutil.which("azml")

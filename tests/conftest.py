@@ -311,8 +311,8 @@ def server_store(request, tmp_path) -> Store:
 def make_logger(store):
     """An in-process logger on ``store`` (a fresh session, not the process singleton)."""
     from azml_compat._config import Settings
-    from azml_compat._logger import AzureMLLogger
-    from azml_compat._session import Session, run_spec
+    from azml_compat._workbench.logger import AzureMLLogger
+    from azml_compat._core.session import Session, run_spec
 
     sessions = []
 

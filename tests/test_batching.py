@@ -1,6 +1,5 @@
 """Packing records into log_batch requests: MLflow's limits, order, completion watermarks."""
-from azml_compat._batching import (ARTIFACT, END, MAX_BYTES, MAX_TAGS, METRIC,
-                                   SERIES, TAG, Batch, pack)
+from azml_compat._core.batching import ARTIFACT, END, MAX_BYTES, MAX_TAGS, METRIC, SERIES, TAG, Batch, pack
 
 
 def test_metrics_are_split_at_1000_and_order_kept():

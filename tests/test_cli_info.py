@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from azml_compat._query import PREFIX_CANDIDATES
+from azml_compat._core.query import PREFIX_CANDIDATES
 from cli_support import DURATION, cli, empty_db, one_line_error, sqlite_cli  # noqa: F401 - fixtures
 from conftest import free_port
 

@@ -7,7 +7,7 @@ import re
 from cli_support import DURATION, cli, empty_db, one_line_error, sqlite_cli  # noqa: F401 - fixtures
 from conftest import free_port
 
-import azml_compat._query as history
+import azml_compat._core.query as history
 
 EXAMPLE = "@[?Accuracy != null] | max_by(@, &Accuracy).Accuracy"
 

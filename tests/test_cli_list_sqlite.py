@@ -10,9 +10,9 @@ import sys
 import pytest
 from cli_support import empty_db, sqlite_cli  # noqa: F401 - fixtures
 
-import azml_compat._query as history
-from azml_compat._stores import sqlite_read
-from azml_compat._stores.sqlite_read import SqliteSearch
+import azml_compat._core.query as history
+from azml_compat._core.stores import sqlite_read
+from azml_compat._core.stores.sqlite_read import SqliteSearch
 
 FORMATS = (("-o", "json"), ("-o", "tsv"), ())
 

@@ -10,8 +10,8 @@ def test_sessions_made_and_closed_leave_no_azml_thread(store):
     proc = store.run_script("""
         import json, threading
         from azml_compat._config import Settings
-        from azml_compat._logger import AzureMLLogger
-        from azml_compat._session import Session, run_spec
+        from azml_compat._workbench.logger import AzureMLLogger
+        from azml_compat._core.session import Session, run_spec
 
         delivered = []
         for i in range(5):
@@ -43,8 +43,8 @@ def test_closing_sessions_on_a_dead_server_stops_their_retries_and_keeps_the_rec
     proc = sqlite_store.run_script("""
         import json, logging, threading
         from azml_compat._config import Settings
-        from azml_compat._logger import AzureMLLogger
-        from azml_compat._session import Session, run_spec
+        from azml_compat._workbench.logger import AzureMLLogger
+        from azml_compat._core.session import Session, run_spec
 
         retrying = threading.Event()
 

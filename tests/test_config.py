@@ -126,23 +126,23 @@ def test_a_bad_value_a_command_uses_is_one_error_line(sqlite_store):
 # Where a module outside _config may touch os.environ, and why.
 ALLOWED_ENVIRON = {
     ("_redact.py", "redact_text"): "credential values, looked up at each redaction, never kept",
-    ("_stores/mlflow_client.py", "bounded_mlflow_http"): "sets MLflow's own variables for "
+    ("_core/stores/mlflow_client.py", "bounded_mlflow_http"): "sets MLflow's own variables for "
                                                            "MLflow, around one call",
-    ("_workbench_env.py", "prepare_process"): "sets AZUREML_NATIVE_SHARE_DIRECTORY for the script",
-    ("_workbench_env.py", "notebook_path"): "JPY_SESSION_NAME: Jupyter's, names the notebook",
-    ("_submit.py", "submit"): "the script's environment: ours plus its run",
+    ("_core/environment.py", "prepare_process"): "sets AZUREML_NATIVE_SHARE_DIRECTORY for the script",
+    ("_core/environment.py", "notebook_path"): "JPY_SESSION_NAME: Jupyter's, names the notebook",
+    ("_azml/submit.py", "submit"): "the script's environment: ours plus its run",
     ("cli/_output.py", "terminal_width"): "COLUMNS: the terminal's width",
     ("cli/__init__.py", "main"): "MLflow's own progress bar off by default in a command "
                                  "(it draws when piped; ours only on a terminal)",
-    ("_stores/sqlite_read.py", "open"): "MLFLOW_ENABLE_WORKSPACES: MLflow's own switch, which "
+    ("_core/stores/sqlite_read.py", "open"): "MLFLOW_ENABLE_WORKSPACES: MLflow's own switch, which "
                                         "changes what its SQLite store answers",
-    ("_stores/sqlite_write.py", "options_understood"): "MLflow's own switches that change what "
+    ("_core/stores/sqlite_write.py", "options_understood"): "MLflow's own switches that change what "
                                                         "its SQLite store writes: MLflow's "
                                                         "store then writes",
-    ("_rest.py", "__init__"): "MLflow's own client variables (credentials, TLS), read as its "
+    ("_core/http.py", "__init__"): "MLflow's own client variables (credentials, TLS), read as its "
                               "client reads them, when a client is made",
-    ("_rest.py", "_truthy"): "the same, for MLflow's yes/no variables (MLFLOW_TRACKING_INSECURE_TLS)",
-    ("_rest.py", "mlflow_request_reason"): "MLflow's variables that only its request code "
+    ("_core/http.py", "_truthy"): "the same, for MLflow's yes/no variables (MLFLOW_TRACKING_INSECURE_TLS)",
+    ("_core/http.py", "mlflow_request_reason"): "MLflow's variables that only its request code "
                                            "implements (MLFLOW_TRACKING_AUTH, ...)",
 }
 

@@ -118,7 +118,7 @@ def test_one_artifact_upload_attempt_is_bounded_on_a_hung_server(tmp_path):
     listener.bind(("127.0.0.1", 0))
     listener.listen(50)
     url = f"http://127.0.0.1:{listener.getsockname()[1]}"
-    from azml_compat._stores.rest import RestStore
+    from azml_compat._core.stores.rest import RestStore
 
     store = RestStore(url)
     store.TIMEOUT = 2
@@ -414,8 +414,8 @@ def test_the_sender_survives_a_journal_that_cannot_be_written(make_logger):
 
 
 def test_sync_does_not_call_a_full_journal_corrupted(tmp_path, monkeypatch):
-    from azml_compat import _sync
-    from azml_compat._journal import Journal
+    from azml_compat._core import replay as _sync
+    from azml_compat._core.journal import Journal
 
     journal = Journal.create(str(tmp_path / "j"), "full", {"tracking_uri": "sqlite:///x.db",
                                                            "experiment_name": "e"})
@@ -463,7 +463,7 @@ def test_a_journal_killed_in_its_creation_never_breaks_sync(tmp_path):
     folder = tmp_path / "home" / "journal"
     code = textwrap.dedent(f"""
         import uuid
-        from azml_compat._journal import Journal
+        from azml_compat._core.journal import Journal
         print("go", flush=True)
         while True:
             Journal.create({str(folder)!r}, uuid.uuid4().hex,
@@ -476,7 +476,7 @@ def test_a_journal_killed_in_its_creation_never_breaks_sync(tmp_path):
         time.sleep(delay)  # a random instant inside a creation loop, not a synchronisation
         proc.send_signal(signal.SIGKILL)
         proc.wait(30)
-    from azml_compat._sync import list_journals
+    from azml_compat._core.replay import list_journals
 
     rows = list_journals(str(folder))
     assert rows and [(r["journal"], r["state"]) for r in rows if r["state"] != "ok"] == []
@@ -497,7 +497,7 @@ def test_sync_skips_a_journal_without_meta_in_one_line(sqlite_store):
 
 # -- file modes ----------------------------------------------------------------------------------
 def test_journal_files_are_private_in_an_open_folder(tmp_path):
-    from azml_compat._journal import Journal
+    from azml_compat._core.journal import Journal
 
     folder = tmp_path / "journal"
     folder.mkdir(mode=0o755)
@@ -570,7 +570,7 @@ def test_exit_message_counts_what_the_journal_really_holds(sqlite_store):
 def test_scan_never_opens_a_fifo_or_socket_and_says_so_in_one_line(tmp_path, capsys):
     import socket
 
-    from azml_compat._outputs import scan
+    from azml_compat._core.outputs import scan
 
     outputs = tmp_path / "outputs"
     outputs.mkdir()

@@ -26,7 +26,7 @@ def test_wait_on_a_tag_the_store_refuses_raises_record_rejected(store, make_logg
     assert "tag 'bad key,with comma'" in str(rejected) and "\n" not in str(rejected)
     assert rejected.error_code == "INVALID_PARAMETER_VALUE"
     if store.kind == "server":  # the server's own answer, spoken to over REST
-        from azml_compat._stores.base import StoreError
+        from azml_compat._core.stores.base import StoreError
 
         assert isinstance(rejected.__cause__, StoreError) and rejected.status == 400
     else:  # MlflowClient on the SQLite store: no HTTP involved

@@ -26,8 +26,8 @@ names = st.one_of(st.text(max_size=300), st.sampled_from(["", " ", "..", "a/../b
 
 def test_log_never_raises_an_unexplained_exception(sqlite_store, azml_home):
     from azml_compat._config import Settings
-    from azml_compat._logger import AzureMLLogger
-    from azml_compat._session import Session, run_spec
+    from azml_compat._workbench.logger import AzureMLLogger
+    from azml_compat._core.session import Session, run_spec
 
     cfg = Settings(cwd=str(sqlite_store.workdir), tracking_uri=sqlite_store.uri,
                    experiment_name=sqlite_store.experiment, journal_dir=str(azml_home / "journal"))

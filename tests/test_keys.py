@@ -3,8 +3,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from mlflow.utils.validation import _validate_metric_name, _validate_tag_name
 
-from azml_compat._keys import KeyMap, is_valid_key, sanitize
-from azml_compat._records import NAME_TAG_PREFIX
+from azml_compat._core.keys import KeyMap, is_valid_key, sanitize
+from azml_compat._core.records import NAME_TAG_PREFIX
 
 
 @pytest.mark.parametrize("name", ["accuracy", "my metric 1", "loss/train", "a.b-c:d", "ünïcode",

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from azml_compat._records import NAME_TAG_PREFIX
+from azml_compat._core.records import NAME_TAG_PREFIX
 
 
 def persisted(store, logger):

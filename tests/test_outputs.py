@@ -1,7 +1,7 @@
 """outputs/ scanning (pure functions, real files); the upload's bar: tests/test_progress.py."""
 import os
 
-from azml_compat._outputs import scan
+from azml_compat._core.outputs import scan
 
 
 def test_scan_keeps_subfolders_skips_large_files_and_does_not_follow_folder_links_out(tmp_path):
@@ -97,7 +97,7 @@ def test_a_link_swapped_after_the_scan_is_checked_again_when_read(tmp_path):
     import pytest
 
     from azml_compat._exceptions import PermanentError
-    from azml_compat._stores.base import open_source
+    from azml_compat._core.stores.base import open_source
 
     project, share, outputs = _links(tmp_path)
     with open_source(str(outputs / "best.ckpt"), "outputs") as fh:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from azml_compat._batching import METRIC, TAG
+from azml_compat._core.batching import METRIC, TAG
 from cli_support import AZML
 from conftest import clean_env
 
@@ -289,7 +289,7 @@ def test_a_half_made_database_gets_one_clear_error_and_nothing_is_lost(tmp_path,
 
 
 def test_an_empty_database_file_is_replaced_by_a_complete_one(tmp_path, monkeypatch):
-    from azml_compat._stores.sqlite import check, prepare
+    from azml_compat._core.stores.sqlite import check, prepare
 
     monkeypatch.chdir(tmp_path)  # MLflow puts the Default experiment's artifacts in ./mlruns
     db = tmp_path / "mlflow.db"
@@ -301,7 +301,7 @@ def test_an_empty_database_file_is_replaced_by_a_complete_one(tmp_path, monkeypa
 
 
 def test_a_file_that_is_not_a_database_is_named(tmp_path):
-    from azml_compat._stores.sqlite import IncompleteDatabase, prepare
+    from azml_compat._core.stores.sqlite import IncompleteDatabase, prepare
 
     db = tmp_path / "mlflow.db"
     db.write_bytes(b"not a database " * 100)

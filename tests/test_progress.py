@@ -1,4 +1,4 @@
-"""The one progress bar (``azml_compat._progress``): drawn on a real terminal with sizes, rate
+"""The one progress bar (``azml_compat._core.progress``): drawn on a real terminal with sizes, rate
 and time left; nothing at all when piped or when the ``azml`` logger is at ERROR
 (``--only-show-errors``); uploads read through the meter show their bytes as they go."""
 from __future__ import annotations
@@ -11,14 +11,14 @@ import sys
 from cli_support import AZML, empty_db, sqlite_cli  # noqa: F401 - fixtures
 from tty_support import in_pty
 
-from azml_compat._outputs import uploaded
-from azml_compat._progress import Progress, metered, read_so_far
+from azml_compat._core.outputs import uploaded
+from azml_compat._core.progress import Progress, metered, read_so_far
 
 # 300 MB in 30 steps of 10 MB, 20 ms apart: long enough for tqdm to redraw in between
 DRAW = """
 import sys, time
 {setup}
-from azml_compat._progress import Progress
+from azml_compat._core.progress import Progress
 with Progress(300 * 2**20, "azml: uploading outputs/") as bar:
     for _ in range(30):
         bar.update(10 * 2**20)

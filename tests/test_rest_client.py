@@ -42,7 +42,7 @@ def test_a_legacy_script_on_a_server_never_imports_mlflow(server_store):
 
 
 def test_run_context_tags_are_mlflows_without_mlflow(tmp_path):
-    from azml_compat._context import context_tags
+    from azml_compat._core.context import context_tags
 
     repo = tmp_path / "repo"
     (repo / ".git" / "refs" / "heads").mkdir(parents=True)
@@ -108,7 +108,7 @@ def _echo_headers(connections: list | None = None, linger: float = 0):
 def test_each_request_to_a_plain_http_server_has_its_own_connection():
     """MLflow's default server (uvicorn) stalls a kept-alive request ~40 ms between its
     headers and body; a new connection does not (bench case 8 measures what that buys)."""
-    from azml_compat._rest import RestClient
+    from azml_compat._core.http import RestClient
 
     connections = []
     server, url = _echo_headers(connections, linger=0.5)
@@ -133,7 +133,7 @@ def test_each_request_to_a_plain_http_server_has_its_own_connection():
     ({}, None),
 ])
 def test_credentials_are_sent_as_mlflow_sends_them(monkeypatch, env, expected):
-    from azml_compat._rest import RestClient
+    from azml_compat._core.http import RestClient
 
     for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN"):
         monkeypatch.delenv(name, raising=False)
@@ -148,7 +148,7 @@ def test_credentials_are_sent_as_mlflow_sends_them(monkeypatch, env, expected):
 
 
 def test_the_credentials_file_is_read_like_mlflow_reads_it(monkeypatch, tmp_path):
-    from azml_compat._rest import RestClient
+    from azml_compat._core.http import RestClient
 
     for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN"):
         monkeypatch.delenv(name, raising=False)
@@ -165,7 +165,7 @@ def test_the_credentials_file_is_read_like_mlflow_reads_it(monkeypatch, tmp_path
 
 
 def test_tls_settings_reach_the_session(monkeypatch):
-    from azml_compat._rest import RestClient
+    from azml_compat._core.http import RestClient
 
     monkeypatch.setenv("MLFLOW_TRACKING_SERVER_CERT_PATH", "/certs/ca.pem")
     monkeypatch.setenv("MLFLOW_TRACKING_CLIENT_CERT_PATH", "/certs/client.pem")
@@ -177,7 +177,7 @@ def test_tls_settings_reach_the_session(monkeypatch):
 
 def test_plugins_and_mlflow_only_settings_send_through_mlflow(tmp_path):
     """Detected from settings and package metadata, without importing MLflow."""
-    code = ("import sys; from azml_compat._rest import mlflow_request_reason as r; "
+    code = ("import sys; from azml_compat._core.http import mlflow_request_reason as r; "
             "print(r()); print('mlflow' in sys.modules)")
     run = lambda **env: subprocess.run([sys.executable, "-c", code], capture_output=True,  # noqa: E731
                                        text=True, timeout=60, env=clean_env(**env)).stdout.split()
@@ -202,7 +202,7 @@ def test_plugins_and_mlflow_only_settings_send_through_mlflow(tmp_path):
     server, url = _echo_headers()
     try:
         sent = subprocess.run(
-            [sys.executable, "-c", "import json; from azml_compat._rest import RestClient; "
+            [sys.executable, "-c", "import json; from azml_compat._core.http import RestClient; "
              f"print(json.dumps(RestClient({url!r}).call('runs/get', 'GET', {{}})))"],
             capture_output=True, text=True, timeout=60, env=clean_env(PYTHONPATH=str(tmp_path)))
     finally:
@@ -285,7 +285,7 @@ def test_a_request_to_a_trickling_server_ends_at_its_deadline():
 
     import requests
 
-    from azml_compat._rest import RestClient
+    from azml_compat._core.http import RestClient
 
     outcome = []
     with TricklingServer(interval=0.2) as url:

@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 
 from azml_compat._exceptions import IncompleteDatabase
-from azml_compat._records import RunSpec
-from azml_compat._stores import connect
-from azml_compat._stores import sqlite as sqlite_build
-from azml_compat._stores.base import is_transient
-from azml_compat._stores.gen_schema import SCHEMA_FILE, dump, migrated_database
-from azml_compat._stores.mlflow_client import MlflowStore
-from azml_compat._stores.sqlite_write import SqliteStore, build
+from azml_compat._core.records import RunSpec
+from azml_compat._core.stores import connect
+from azml_compat._core.stores import sqlite as sqlite_build
+from azml_compat._core.stores.base import is_transient
+from azml_compat._core.stores.gen_schema import SCHEMA_FILE, dump, migrated_database
+from azml_compat._core.stores.mlflow_client import MlflowStore
+from azml_compat._core.stores.sqlite_write import SqliteStore, build
 from cli_support import AZML
 from conftest import clean_env
 
@@ -128,7 +128,7 @@ def test_the_packaged_schema_is_what_mlflows_migrations_make(mlflow_made):
         return {normalized(line.rstrip(";")) for line in text.split(";\n")}
 
     assert statements(Path(SCHEMA_FILE).read_text()) == statements(dump(str(mlflow_made))), (
-        "sqlite_schema.sql is stale: run `python -m azml_compat._stores.gen_schema`")
+        "sqlite_schema.sql is stale: run `python -m azml_compat._core.stores.gen_schema`")
 
 
 def test_a_new_database_is_the_one_mlflow_makes(tmp_path, monkeypatch):
@@ -382,7 +382,7 @@ def test_a_database_at_another_revision_is_left_to_mlflows_store(tmp_path, monke
 
 
 def test_an_installed_mlflow_with_another_head_gets_its_own_store(tmp_path, monkeypatch):
-    from azml_compat._stores import sqlite_write
+    from azml_compat._core.stores import sqlite_write
 
     monkeypatch.chdir(tmp_path)
     sqlite_write.pinned.cache_clear()
@@ -421,11 +421,11 @@ def test_other_workspaces_in_the_database_go_to_mlflows_store(tmp_path, monkeypa
 # -- concurrency -----------------------------------------------------------------------------------
 def test_a_locked_database_is_retried_until_the_lock_goes(tmp_path, monkeypatch):
     """SQLITE_BUSY past the busy timeout is transient: the sender's retry delivers it."""
-    from azml_compat._sender import Sender
+    from azml_compat._core.sender import Sender
 
     monkeypatch.chdir(tmp_path)
-    from azml_compat._batching import Batch
-    from azml_compat._stores import sqlite_write
+    from azml_compat._core.batching import Batch
+    from azml_compat._core.stores import sqlite_write
 
     monkeypatch.setattr(sqlite_write, "BUSY_TIMEOUT", 0.05)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -503,8 +503,8 @@ def test_a_kill_inside_a_write_leaves_a_database_mlflow_opens(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     child = textwrap.dedent(f"""
         import os, signal
-        from azml_compat._records import RunSpec
-        from azml_compat._stores import sqlite_write
+        from azml_compat._core.records import RunSpec
+        from azml_compat._core.stores import sqlite_write
         store = sqlite_write.SqliteStore.open({uri!r})
         run = store.open_run(RunSpec({uri!r}, "killed", start_time_ms={START},
                                      run_key="d" * 32, new_key=True))

@@ -79,7 +79,7 @@ def test_parent_and_forked_child_never_share_a_step(store):
 
 
 def _take_blocks(directory, n):
-    from azml_compat._steps import StepAllocator
+    from azml_compat._core.steps import StepAllocator
 
     allocator = StepAllocator(directory, "run-1")
     blocks = []
@@ -103,8 +103,8 @@ def test_the_allocator_hands_out_disjoint_blocks_across_processes(tmp_path):
 
 def test_floors_and_final_steps_survive_a_replay(tmp_path):
     """Steps written back before sending: reading the journal again gives the same steps."""
-    from azml_compat._journal import Journal
-    from azml_compat._steps import SharedSteps
+    from azml_compat._core.journal import Journal
+    from azml_compat._core.steps import SharedSteps
 
     journal = Journal.create(str(tmp_path / "journal"), "j1", {"tracking_uri": "x"})
     journal.append([(1, "metric", "a", 1.0, 10, 0), (2, "series", "a", [2.0, 3.0], 11, 1),

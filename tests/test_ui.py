@@ -12,9 +12,9 @@ import requests
 from cli_support import empty_db, sqlite_cli  # noqa: F401 - fixtures
 from localserver import LocalServer
 
-from azml_compat._presentation import params_from_args, run_note
-from azml_compat._records import RUN_KEY_TAG
-from azml_compat._runs import fields, values
+from azml_compat._core.presentation import params_from_args, run_note
+from azml_compat._core.records import RUN_KEY_TAG
+from azml_compat._core.runs import fields, values
 
 SCRIPT = textwrap.dedent("""
     import sys
@@ -66,8 +66,8 @@ def test_runs_written_under_the_old_tag_names_read_as_before():
 def test_a_journal_written_under_the_old_run_key_tag_finds_its_run(store):
     """A journal of a killed process from before the run key moved under ``mlflow.``: `azml
     sync` must find the run that process made (by the old tag), not create a second one."""
-    from azml_compat._records import LEGACY_RUN_KEY_TAG, RunSpec
-    from azml_compat._stores import connect
+    from azml_compat._core.records import LEGACY_RUN_KEY_TAG, RunSpec
+    from azml_compat._core.stores import connect
 
     client = store.client
     experiment_id = client.create_experiment("old")
@@ -135,8 +135,8 @@ def test_at_exit_the_embedded_default_says_how_to_open_the_run(sqlite_store, tmp
 def test_retry_warnings_quote_the_root_reason_whole():
     import socket
 
-    from azml_compat._sender import _describe
-    from azml_compat._stores.rest import RestStore
+    from azml_compat._core.sender import _describe
+    from azml_compat._core.stores.rest import RestStore
 
     with socket.socket() as sock:  # a port nobody listens on: bound, never listening
         sock.bind(("127.0.0.1", 0))

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from azml_compat._values import DOCUMENT, NOTHING, POINT, SERIES, TEXT, classify
+from azml_compat._core.values import DOCUMENT, NOTHING, POINT, SERIES, TEXT, classify
 
 
 @pytest.mark.parametrize("value, expected", [

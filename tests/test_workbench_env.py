@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from azml_compat import _workbench_env
+from azml_compat._core import environment as _workbench_env
 from cli_support import cli, empty_db, sqlite_cli  # noqa: F401 - fixtures
 from conftest import free_port
 

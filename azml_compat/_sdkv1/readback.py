@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import json
 
-from .._records import LEGACY_NAME_TAG_PREFIX, NAME_TAG_PREFIX
-from .._tables import table_paths
+from .._core.records import LEGACY_NAME_TAG_PREFIX, NAME_TAG_PREFIX
+from .._core.tables import table_paths
 
 # MLflow's run statuses as SDK v1 named them (``run.get_status()``).
 STATUS = {"RUNNING": "Running", "SCHEDULED": "NotStarted", "FINISHED": "Completed",
@@ -16,7 +16,7 @@ STATUS = {"RUNNING": "Running", "SCHEDULED": "NotStarted", "FINISHED": "Complete
 
 def client(tracking_uri: str):
     """The queries for the store at ``tracking_uri`` (the unredacted one the session uses)."""
-    from .._query import History
+    from .._core.query import History
 
     return History(tracking_uri)
 
@@ -89,7 +89,7 @@ def user_tags(tags: dict) -> dict:
 
 def details(run, properties: dict) -> dict:
     """``get_details()``: the fields SDK v1 gave that have a meaning here."""
-    from .._runs import _utc
+    from .._core.runs import _utc
 
     info = run.info
     return {

@@ -18,16 +18,16 @@ import threading
 import time
 import types
 
-from .. import _process
+from .._core import process as _process
 from .._exceptions import DeliveryTimeout
-from .._face import Face
-from .._logger import AzureMLLogger
-from .._outputs import scan, warn_skipped
-from .._paths import clean_artifact_path
-from .._workbench_env import process_start_ms
-from .._presentation import RUN_NAME_TAG
-from .._records import ARTIFACT, FAILED, FILE, FINISHED, KILLED, MAX_TAG_VALUE, METRIC, PARAM, SERIES, TAG
-from .._values import POINT, classify, encode_text
+from .._core.face import Face
+from .._core.outputs import scan, warn_skipped
+from .._core.paths import clean_artifact_path
+from .._core.environment import process_start_ms
+from .._core.presentation import RUN_NAME_TAG
+from .._core.records import (ARTIFACT, FAILED, FILE, FINISHED, KILLED, MAX_TAG_VALUE, METRIC,
+                             PARAM, SERIES, TAG)
+from .._core.values import POINT, classify, encode_text
 from . import readback
 from .unsupported import NotCovered, NotCoveredAttribute
 
@@ -181,14 +181,14 @@ class Run(Face):
                 raise UserErrorException(f"run.log({name!r}, ..., step={step!r}): step must be an int")
             self._put(METRIC, key, payload, timestamp, int(step))
             return
-        AzureMLLogger._log_other(self, name, key, value)
+        self._record(name, key, value)
 
     def log_list(self, name, value, description="") -> None:
         """Numbers: one stepped metric; strings: a JSON document ``metrics/<name>.json``."""
         if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
             raise UserErrorException(f"run.log_list({name!r}, ...): value must be a list, "
                                      f"got {type(value).__name__}")
-        AzureMLLogger._log_other(self, name, self._key(name), list(value))
+        self._record(name, self._key(name), list(value))
 
     def log_row(self, name, description=None, **kwargs) -> None:
         """One row of the table ``name`` (artifact ``<name>.json``); numbers also as the stepped

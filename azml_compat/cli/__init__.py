@@ -12,9 +12,9 @@ import warnings
 
 import click
 
-from azml_compat import __version__
-from azml_compat._redact import redact_text
-from azml_compat._query import unreachable
+from .. import __version__
+from .._redact import redact_text
+from .._core.query import unreachable
 
 from ._examples import EXAMPLES
 from ._output import DEBUG, GLOBAL_OPTIONS, command_logging, restore_logging

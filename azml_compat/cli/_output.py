@@ -18,9 +18,9 @@ import warnings
 
 import click
 
-from azml_compat._config import Settings
-from azml_compat._consts import OUTPUT_FORMATS
-from azml_compat._report import StderrHandler, install
+from .._config import Settings
+from .._consts import OUTPUT_FORMATS
+from .._report import StderrHandler, install
 
 FORMATS = OUTPUT_FORMATS  # az's --output choices
 FORMAT_SETTINGS = ("AZML_OUTPUT", "AZURE_CORE_OUTPUT")  # first set wins, then the TTY decides

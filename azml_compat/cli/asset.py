@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import click
 
-from azml_compat._query import History
-from azml_compat._registry import download_asset, read_link
+from .._core.query import History
+from .._azml.registry import download_asset, read_link
 
 from ._output import rendered
 

@@ -7,9 +7,9 @@ from collections import OrderedDict
 
 import click
 
-from azml_compat._query import DEFAULT_MAX, History, HistoryError
-from azml_compat._registry import promote as register
-from azml_compat._runs import RUN_FIELDS
+from .._core.query import DEFAULT_MAX, History, HistoryError
+from .._azml.registry import promote as register
+from .._core.runs import RUN_FIELDS
 
 from ._output import Tables, cell as _cell, rendered, series_rows
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import click
 
-from azml_compat._query import History
-from azml_compat._submit import submit as run_script
+from .._core.query import History
+from .._azml.submit import submit as run_script
 
 from ._output import emit, output_options
 from .history import run_table

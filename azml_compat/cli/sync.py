@@ -1,5 +1,5 @@
 """``azml sync``: deliver what journals kept when the server was down or the process died
-(like ``wandb sync``). The library does the work in ``azml_compat._sync``; this formats it."""
+(like ``wandb sync``). The library does the work in ``azml_compat._core.replay``; this formats it."""
 from __future__ import annotations
 
 import logging
@@ -10,10 +10,10 @@ from collections import OrderedDict
 
 import click
 
-from azml_compat._redact import redact_text
-from azml_compat._query import unreachable
-from azml_compat._sync import (DiscardError, describe, discard, find_journals, list_journals,
-                               sync as sync_journals, to_new_run)
+from .._redact import redact_text
+from .._core.query import unreachable
+from .._core.replay import (DiscardError, describe, discard, find_journals, list_journals,
+                            sync as sync_journals, to_new_run)
 
 from ._output import Unfinished, cell as _cell, rendered
 

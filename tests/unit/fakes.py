@@ -8,11 +8,11 @@ import collections
 import sqlite3
 import threading
 
-from azml_compat._dispatcher import Dispatcher
-from azml_compat._journal import MemoryJournal
-from azml_compat._records import RunSpec
-from azml_compat._sender import Sender
-from azml_compat._stores.base import StoreError
+from azml_compat._core.dispatcher import Dispatcher
+from azml_compat._core.journal import MemoryJournal
+from azml_compat._core.records import RunSpec
+from azml_compat._core.sender import Sender
+from azml_compat._core.stores.base import StoreError
 
 SPEC = RunSpec(tracking_uri="fake://store", experiment_name="unit", run_key="0123abcd")
 

@@ -2,9 +2,9 @@
 sleep and jitter: exact delays, no waiting."""
 import pytest
 
-from azml_compat._batching import pack
-from azml_compat._records import METRIC
-from azml_compat._sender import BACKOFF_MAX, GaveUp, Sender, backoff_delay
+from azml_compat._core.batching import pack
+from azml_compat._core.records import METRIC
+from azml_compat._core.sender import BACKOFF_MAX, GaveUp, Sender, backoff_delay
 
 from .fakes import SPEC, FakeClock, FakeStore, unavailable
 

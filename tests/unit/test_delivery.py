@@ -5,9 +5,9 @@ import threading
 
 import pytest
 
-from azml_compat import _dispatcher
-from azml_compat._journal import MemoryJournal, SpilledJournal
-from azml_compat._records import ARTIFACT, METRIC, TAG
+from azml_compat._core import dispatcher as _dispatcher
+from azml_compat._core.journal import MemoryJournal, SpilledJournal
+from azml_compat._core.records import ARTIFACT, METRIC, TAG
 
 from .fakes import FakeStore, FullDiskJournal, rejected, unauthorized
 

@@ -2,10 +2,10 @@
 record resumes where its delivery stopped in every journal."""
 import pytest
 
-from azml_compat._batching import pack
-from azml_compat._journal import Journal, MemoryJournal
-from azml_compat._records import END, SERIES
-from azml_compat._sender import InFlight
+from azml_compat._core.batching import pack
+from azml_compat._core.journal import Journal, MemoryJournal
+from azml_compat._core.records import END, SERIES
+from azml_compat._core.sender import InFlight
 
 
 def settle_on(window: InFlight, rate_at, epochs: int = 60) -> list[int]:

@@ -1,9 +1,9 @@
 """The journal and store interfaces are Protocols every implementation provides."""
-from azml_compat._journal import Journal, JournalLike, MemoryJournal, SpilledJournal
-from azml_compat._stores.base import Store
-from azml_compat._stores.mlflow_client import MlflowStore
-from azml_compat._stores.rest import RestStore
-from azml_compat._stores.sqlite_write import SqliteStore
+from azml_compat._core.journal import Journal, JournalLike, MemoryJournal, SpilledJournal
+from azml_compat._core.stores.base import Store
+from azml_compat._core.stores.mlflow_client import MlflowStore
+from azml_compat._core.stores.rest import RestStore
+from azml_compat._core.stores.sqlite_write import SqliteStore
 
 from .fakes import FakeStore, FullDiskJournal
 

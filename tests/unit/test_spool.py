@@ -4,9 +4,9 @@ from where its journal stopped."""
 import os
 import sqlite3
 
-from azml_compat._journal import Journal
-from azml_compat._records import METRIC
-from azml_compat._spool import Intake, Spool, adopt, folder
+from azml_compat._core.journal import Journal
+from azml_compat._core.records import METRIC
+from azml_compat._core.spool import Intake, Spool, adopt, folder
 
 
 class Taking:

@@ -4,9 +4,9 @@ import threading
 
 import pytest
 
-from azml_compat._dispatcher import DeliveryTimeout, Dispatcher
-from azml_compat._journal import MemoryJournal
-from azml_compat._records import METRIC
+from azml_compat._core.dispatcher import DeliveryTimeout, Dispatcher
+from azml_compat._core.journal import MemoryJournal
+from azml_compat._core.records import METRIC
 
 from .fakes import FakeStore, unavailable
 

@@ -1,0 +1,1 @@
+"""The delivery core under both faces: one process's run, its journal, sender and stores."""

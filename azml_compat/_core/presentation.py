@@ -1,0 +1,134 @@
+"""How a Workbench run presents itself in the MLflow UI: its name, its arguments as parameters,
+and its description (``mlflow.note.content``, Markdown). Pure functions: no MLflow, no I/O.
+
+Workbench named a run after its script and arguments (``train.py 0.01``) and showed them on the
+run's page; MLflow gives a run a random name and no parameters unless told.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shlex
+
+RUN_NAME_TAG = "mlflow.runName"
+NOTE_TAG = "mlflow.note.content"
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+# The MLflow 3 UI reads this experiment tag to open the experiment on its training runs
+# (ExperimentKind.CUSTOM_MODEL_DEVELOPMENT in mlflow/server/js) where the kind is taken from
+# the experiment; see docs/api.md "The MLflow UI" for the URL that also works where it is not.
+TRAINING_KIND = "custom_model_development"
+
+MAX_RUN_NAME = 250  # MLflow's runs.name column
+MAX_PARAM_VALUE = 6000  # longer param values are cut by MLflow (MLFLOW_TRUNCATE_LONG_VALUES)
+MAX_NOTE = 8000  # a tag value
+_OPTION = re.compile(r"^--?([A-Za-z_][\w.\-]*)(?:=(.*))?$", re.S)
+_NUMBER = re.compile(r"^-\d|^-\.\d")
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def run_name(script: str, args) -> str:
+    """``train.py 0.01``: the script's file name and its arguments, quoted as a shell would."""
+    return _cut(" ".join([os.path.basename(script), *([shlex.join(args)] if args else [])]),
+                MAX_RUN_NAME)
+
+
+def params_from_args(args) -> dict:
+    """The script's arguments as run parameters.
+
+    ``--name value``, ``--name=value`` and ``-n value`` give ``name``/``n``; an option followed
+    by another option (or nothing) is a flag, ``"true"``; every other argument is ``arg0``,
+    ``arg1``, ... in order (positional ones only). ``--`` ends the options; a negative number is
+    a value. An option name MLflow would not take as a key stays a positional argument. The same
+    option twice keeps the last value, as argparse does.
+    """
+    params: dict[str, str] = {}
+    position = 0
+    items = list(args)
+    i, options = 0, True
+    while i < len(items):
+        token = items[i]
+        i += 1
+        if options and token == "--":
+            options = False
+            continue
+        match = _OPTION.match(token) if options and not _NUMBER.match(token) else None
+        if match:
+            name, value = match.group(1), match.group(2)
+            if value is None:
+                following = items[i] if i < len(items) else None
+                if following is not None and (following == "--" or not following.startswith("-")
+                                              or _NUMBER.match(following)):
+                    if following != "--":
+                        value, i = following, i + 1
+                value = "true" if value is None else value
+            params[name] = _cut(value, MAX_PARAM_VALUE)
+            continue
+        params[f"arg{position}"] = _cut(token, MAX_PARAM_VALUE)
+        position += 1
+    return params
+
+
+def _cell(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
+
+def _code(text: str) -> str:
+    """An inline code span, unless the text has a backquote (then plain, escaped)."""
+    return f"`{_cell(text)}`" if "`" not in text else _cell(text)
+
+
+def run_note(script: str, args, cwd: str, renamed: dict) -> str:
+    """The run's description: what ran, where, and the names MLflow got in place of the
+    script's (``{key: original name}``), as Markdown within one tag value."""
+    lines = [
+        f"Workbench run of {_code(os.path.basename(script))}, logged by azml-compat.",
+        "",
+        "| | |",
+        "| --- | --- |",
+        f"| script | {_code(script)} |",
+        f"| arguments | {_code(shlex.join(args)) if args else '(none)'} |",
+        f"| working folder | {_code(cwd)} |",
+    ]
+    if renamed:
+        lines += ["", "Names MLflow does not accept were renamed (`azml history` shows the "
+                  "originals):", "", "| key in MLflow | name logged by the script |",
+                  "| --- | --- |"]
+        for index, (key, name) in enumerate(sorted(renamed.items())):
+            row = f"| {_code(key)} | {_cell(name)} |"
+            if sum(len(line) + 1 for line in lines) + len(row) > MAX_NOTE - 80:
+                lines.append(f"\n... and {len(renamed) - index} more (`azml history info`).")
+                break
+            lines.append(row)
+    return "\n".join(lines)
+
+
+UI_PORT = 5000  # `mlflow ui`'s default port
+# `python -m mlflow`, not `mlflow`: it needs only the interpreter that just ran the script,
+# not its scripts folder on PATH (`pip install --user` puts `mlflow` in ~/.local/bin, often
+# not on PATH; an unactivated venv has it in venv/bin).
+UI_COMMAND = "python -m mlflow ui"
+
+
+def where_line(tracking_uri: str, experiment_id: str | None, run_id: str) -> str:
+    """The one line a finished run prints: its page on a tracking server, or the command that
+    serves a local store and the page it then has. No credentials: the user part of the URI is
+    dropped from the link and redacted in the command."""
+    import shlex
+    from urllib.parse import urlsplit, urlunsplit
+
+    from .._config import redact
+
+    # Without workflowType the MLflow 3.17 UI shows the run under its GenAI view ("Evaluation
+    # runs", GenAI sidebar): the browser's last choice, default GenAI.
+    page = (f"#/experiments/{experiment_id}/runs/{run_id}?workflowType=machine_learning"
+            if experiment_id else f"#/runs/{run_id}")
+    parts = urlsplit(tracking_uri)
+    if parts.scheme in ("http", "https"):
+        host = parts.netloc.rsplit("@", 1)[-1]
+        base = urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))
+        return f"run {run_id}: {base}/{page}"
+    return (f"run {run_id}: see it with `{UI_COMMAND} --backend-store-uri "
+            f"{shlex.quote(redact(tracking_uri))}`, then http://127.0.0.1:{UI_PORT}/{page}")

@@ -1,0 +1,507 @@
+"""Delivers what the dispatcher took from its queue: connects, packs, retries, isolates.
+
+Transient failures (connection refused, 5xx, 429, auth) are retried with exponential backoff
+and jitter (``backoff_delay``) for as long as the process lives: the dispatcher's bounded flush
+at exit is what stops waiting, never a dropped record; ``stop()`` ends the waiting at once and
+leaves the records where they are. A request the store rejects as invalid is split in halves
+until the offending record is found; only that record's handle fails.
+
+The store (``_stores.base.Store``), the clock, the sleep and the jitter are given to
+``Sender``, so the retry policy runs in the unit tests against a fake store without a wait.
+"""
+from __future__ import annotations
+
+import collections
+import gc
+import logging
+import queue
+import random
+import socket
+import threading
+import time
+from concurrent.futures import Future
+from typing import Callable, NamedTuple
+
+from .batching import ARTIFACT, END, FILE, PARAM, Batch, pack
+from .._config import Settings
+from .._consts import BACKOFF_MAX, BACKOFF_START
+from .._exceptions import GaveUp, Stopped
+from .._redact import redact, redact_text
+from .records import RunSpec
+from .stores import connect
+from .stores.base import Store, http_status, is_run_level, is_transient
+
+log = logging.getLogger("azml")
+
+
+def backoff_delay(attempt: int, retry_after: float | None = None,
+                  uniform: Callable[[float, float], float] = random.uniform) -> float:
+    """Seconds to wait before retry ``attempt`` (0 for the first): ``BACKOFF_START`` doubling
+    to ``BACKOFF_MAX``, times a jitter between half and all of it (processes that failed
+    together do not retry together), at least the server's ``Retry-After`` (429/503), never
+    more than ``BACKOFF_MAX``."""
+    base = min(BACKOFF_START * 2.0 ** min(attempt, 16), BACKOFF_MAX)
+    return min(max(base * uniform(0.5, 1.0), retry_after or 0.0), BACKOFF_MAX)
+
+
+DESCRIBE_MAX = 300
+
+
+def _root_os_error(exc: BaseException) -> OSError | None:
+    """The OS's own connection error under the wrappers (MlflowException -> requests -> urllib3's
+    MaxRetryError.reason -> NewConnectionError -> ConnectionRefusedError), if there is one."""
+    found, seen, todo = None, set(), [exc]
+    while todo:
+        current = todo.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if (isinstance(current, (ConnectionError, socket.gaierror, TimeoutError))
+                and current.errno is not None and current.strerror):
+            found = current  # the deepest one wins: it is the cause of the others
+        todo += [current.__cause__, current.__context__, getattr(current, "reason", None),
+                 *(a for a in getattr(current, "args", ()) if isinstance(a, BaseException))]
+    return found
+
+
+def _describe(exc: BaseException) -> str:
+    """One short, whole line for a warning: the OS's reason for a connection that failed
+    ("connection failed: [Errno 111] Connection refused"), else the error's first line, cut
+    at a word and marked "…" past ``DESCRIBE_MAX`` characters (MLflow's messages for a refused
+    connection run past 400 characters of nested reprs)."""
+    root = _root_os_error(exc)
+    if root is not None:
+        return redact_text(f"connection failed: [Errno {root.errno}] {root.strerror}")
+    text = str(exc).strip().splitlines()
+    line = redact_text(f"{type(exc).__name__}: {text[0] if text else ''}")
+    if len(line) > DESCRIBE_MAX:
+        line = line[: DESCRIBE_MAX - 1].rsplit(" ", 1)[0] + " …"
+    return line
+
+
+def freeze_heap(enabled: bool = True) -> None:
+    """Exempt the objects alive now (mostly MLflow's, just imported) from future collections.
+
+    Importing MLflow adds several hundred thousand objects to the training process; without
+    this, every full collection of the script's garbage walks them all (~120 ms here: measured
+    as stalls of the caller's ``log()`` in bench case 1). ``AZML_GC_FREEZE=0`` (``enabled``
+    False) turns it off.
+    """
+    if enabled:
+        gc.freeze()
+
+
+class Sender:
+    """One run's connection to the tracking store: made anywhere, connected by ``start()``.
+
+    ``clock``, ``sleep`` and ``uniform`` drive the retry policy: the defaults are
+    ``time.monotonic``, a sleep that ``stop()`` cuts short, and ``random.uniform``. Whatever
+    sleep is given, a retry loop ends with ``Stopped`` once ``stop()`` was called.
+    """
+
+    def __init__(self, spec: RunSpec, on_run=None,
+                 store_factory: Callable[[str], Store] | None = None,
+                 give_up_after: float | None = None, on_blocked=None, quiet: bool = False,
+                 gate: "ForkGate | None" = None, *, on_retry=None, before_open=None,
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], object] | None = None,
+                 uniform: Callable[[float, float], float] = random.uniform,
+                 settings: Settings | None = None) -> None:
+        self.spec = spec
+        # The store's tuning (timeout, requests in flight) and ours, as read at logger creation.
+        self.settings = settings or Settings()
+        if store_factory is None:
+            def store_factory(uri):
+                return connect(uri, self.settings)
+        # told of a 401/403 (and of the recovery, with None): waiters should not wait on it
+        self._on_blocked = on_blocked or (lambda exc: None)
+        # A forked child's store is its parent's: the parent already tells the user when the
+        # store is unreachable, and a pool of N workers must not say it N more times.
+        self._quiet = quiet
+        # told, before each wait to retry, why and for how long (``azml sync``'s progress line)
+        self._on_retry = on_retry or (lambda why: None)
+        self._failing = False
+        self._give_up_after = give_up_after  # None: retry while the process lives
+        self.gate = gate or ForkGate()  # every call into MLflow passes it
+        self._stop = threading.Event()
+        self._clock = clock
+        self._sleep = sleep or self._stop.wait
+        self._uniform = uniform
+        self._store_factory = store_factory
+        self._on_run = on_run
+        # Called on the sender thread before it connects (a nested run waits there for its
+        # parent's id); it may wait, and ends with ``Stopped`` once ``stop()`` is called.
+        self._before_open = before_open
+        self.store: Store | None = None  # set by start()
+        self.run_id: str | None = None
+        self._pool: _Pool | None = None
+        self._window: InFlight | None = None  # with the pool: how many requests at once
+
+    def start(self) -> "Sender":
+        """Connect (importing MLflow for most stores) and find or create the run, retrying
+        transient failures; ``Stopped`` if ``stop()`` comes first. Call it on the thread that
+        will send: it can wait for a store that is down for as long as the process lives."""
+        if self._before_open is not None:
+            # Before connecting: a nested run's store is its parent's, which its parent's
+            # sender is making (importing MLflow, building a new SQLite store): not twice at once.
+            self._before_open(self._pause)
+        self.store = self._retry(lambda: self._store_factory(self.spec.tracking_uri), "connect")
+        if not getattr(self.store, "FORK_GATED", True):
+            self.gate.exempt()
+        freeze_heap(self.settings.gc_freeze)
+        self.run_id = self._open_run(self.spec)
+        if self.store.CONCURRENCY > 1:
+            self._pool = _Pool(self.store.CONCURRENCY)
+            self._window = InFlight(self.store.CONCURRENCY)
+        if self._on_run is not None:
+            self._on_run(self.run_id)
+        return self
+
+    def stop(self) -> None:
+        """Cut every retry wait short (now and later): waiting calls raise ``Stopped``."""
+        self._stop.set()
+
+    def close(self, timeout: float) -> bool:
+        """``stop()``, then end the request threads; False if one is still in a request after
+        ``timeout`` (it ends when its request does: a daemon thread that sends nothing more)."""
+        self.stop()
+        return self._pool.close(timeout) if self._pool is not None else True
+
+    def _pause(self, seconds: float) -> None:
+        self._sleep(seconds)
+        if self._stop.is_set():
+            raise Stopped("stopped while waiting to retry; the records stay in the journal")
+
+    def _open_run(self, spec: RunSpec) -> str:
+        """The run's id; a run made by another process (a forked child's parent) is looked up
+        by its key with the usual backoff until that process has created it."""
+        attempt = 0
+        started = self._clock()
+        while True:
+            run_id = self._retry(lambda: self.store.open_run(spec), "open the run")
+            if run_id is not None:
+                return run_id
+            if self._give_up_after is not None and self._clock() - started > self._give_up_after:
+                raise LookupError(f"run with {spec.key_tag}={spec.run_key} not created yet in "
+                                  f"experiment {spec.experiment_name!r}")
+            self._pause(backoff_delay(attempt, uniform=self._uniform))
+            attempt += 1
+
+    # -- retry policy ------------------------------------------------------------------------
+    def _retry(self, call, what: str):
+        attempt = 0
+        first_failure = None
+        while True:
+            if self._stop.is_set():
+                raise Stopped(f"stopped before it could {what}; the records stay in the journal")
+            began = self._clock()
+            try:
+                with self.gate:
+                    result = call()
+            except Exception as exc:  # noqa: BLE001 - classified below
+                if not is_transient(exc):
+                    raise
+                if http_status(exc) in (401, 403):
+                    self._on_blocked(exc)
+                now = self._clock()
+                # Unreachable since the failed attempt began: one that hung for its whole
+                # timeout counts, so a give-up bound holds on a server that never answers.
+                first_failure = began if first_failure is None else first_failure
+                if self._give_up_after is not None and now - first_failure > self._give_up_after:
+                    raise GaveUp(f"cannot {what} at {redact(self.spec.tracking_uri)} "
+                                 f"({_describe(exc)})") from exc
+                if not self._failing:
+                    self._failing = True
+                    if not self._quiet:
+                        log.warning(
+                            "cannot %s at %s (%s); retrying in the background, "
+                            "nothing is dropped",
+                            what,
+                            redact(self.spec.tracking_uri),
+                            _describe(exc),
+                        )
+                # Honour the server's Retry-After (429/503), else back off with jitter.
+                wait = backoff_delay(attempt, getattr(exc, "retry_after", None), self._uniform)
+                if self._give_up_after is not None:  # one last try at the bound, not a backoff past it
+                    wait = min(wait, max(0.0, first_failure + self._give_up_after - now) + 0.05)
+                self._on_retry(f"cannot {what} ({_describe(exc)}); retrying in {wait:.0f} s")
+                self._pause(wait)
+                attempt += 1
+                continue
+            if self._failing:
+                self._failing = False
+                if not self._quiet:
+                    log.warning("tracking store %s reachable again",
+                                redact(self.spec.tracking_uri))
+                self._on_blocked(None)
+            return result
+
+    # -- delivery ----------------------------------------------------------------------------
+    def deliver(self, records):
+        """Yield a ``Delivered`` per request as requests complete, in order.
+
+        Where the store takes concurrent requests (a tracking server), batches of metrics are
+        pipelined, as many at once as ``InFlight`` finds the server absorbs fastest: metric
+        points carry their own step and timestamp (MLflow's history sorts by them, not by
+        arrival), so the order they land in changes nothing a reader sees. Tags (latest wins)
+        and uploads wait for everything before them, and completions are reported in order,
+        so the watermark (and a series' progress) stays a true prefix.
+        """
+        in_flight: collections.deque = collections.deque()
+        window = self._window
+        if window is not None:
+            window.resume(self._clock())
+        try:
+            for request in pack(records):
+                if window is not None and isinstance(request, Batch) and not request.tags:
+                    in_flight.append((request, self._pool.submit(self._send_batch, request)))
+                    while in_flight and (len(in_flight) >= window.limit
+                                         or in_flight[0][1].done()):
+                        yield self._finished(*in_flight.popleft())
+                    continue
+                while in_flight:
+                    yield self._finished(*in_flight.popleft())
+                if isinstance(request, Batch):
+                    yield Delivered(request.upto, self._send_batch(request),
+                                    len(request.metrics), request.partial)
+                else:
+                    error = self._send_single(request.record)
+                    yield Delivered(request.upto, {request.record[0]: error} if error else None)
+            while in_flight:
+                yield self._finished(*in_flight.popleft())
+        finally:
+            if window is not None:
+                window.pause(self._clock())
+
+    def _finished(self, request: Batch, future: Future) -> "Delivered":
+        errors = future.result()
+        self._window.completed(len(request.metrics), self._clock())
+        return Delivered(request.upto, errors, len(request.metrics), request.partial)
+
+    def _send_batch(self, batch: Batch) -> dict:
+        try:
+            self._retry(
+                lambda: self.store.log_batch(self.run_id, batch.metrics, batch.tags), "log"
+            )
+            return {}
+        except GaveUp:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a permanent rejection
+            if is_run_level(exc):  # the run is gone: the dispatcher says so, once
+                return {seq: exc for seq in batch.seqs()}
+            if len(batch) == 1:
+                log.warning("the tracking store rejected %d record(s): %s",
+                            len(batch), _describe(exc))
+                return {seq: exc for seq in batch.seqs()}
+            first, second = batch.split()
+            return {**self._send_batch(first), **self._send_batch(second)}
+
+    def last_steps(self) -> dict:
+        return self._retry(lambda: self.store.last_steps(self.run_id), "read the run's steps")
+
+    def end_run(self, status: str, end_time_ms: int) -> None:
+        self._retry(lambda: self.store.end_run(self.run_id, status, end_time_ms), "end the run")
+
+    def _send_single(self, record: tuple) -> BaseException | None:
+        kind = record[1]
+        try:
+            if kind == ARTIFACT:
+                self._retry(lambda: self.store.upload_bytes(self.run_id, record[2], record[3]),
+                            "upload")
+            elif kind == FILE:
+                self._retry(lambda: self.store.upload_file(self.run_id, record[2], record[3]),
+                            "upload")
+            elif kind == END:
+                self.end_run(record[2], record[3])
+            elif kind == PARAM:
+                self._retry(lambda: self.store.log_params(self.run_id, {record[2]: record[3]}),
+                            "log a param")
+            else:
+                raise ValueError(f"unknown record kind {kind!r}")
+        except GaveUp:
+            raise
+        except Exception as exc:  # noqa: BLE001 - reported through the record's handle
+            if not is_run_level(exc):  # the run is gone: the dispatcher says so, once
+                log.warning("the tracking store rejected %s %r: %s", kind, record[2],
+                            _describe(exc))
+            return exc
+        return None
+
+
+class Delivered(NamedTuple):
+    """One completed request: every record with ``seq <= upto`` is done (``errors``: the
+    refused ones); ``points`` metric points it carried; ``partial``: ``(seq, next step)`` of
+    a series record it delivered only part of (``JournalLike.advance``)."""
+
+    upto: int
+    errors: dict | None
+    points: int = 0
+    partial: tuple[int, int] | None = None
+
+
+class InFlight:
+    """How many ``log_batch`` requests to keep in flight: the number the server absorbs
+    fastest, found by climbing from one.
+
+    More is not always faster. Measured on this 2-core machine with 1,000-point batches:
+    MLflow's default server (uvicorn, 4 workers) took 9.1k points/s one at a time and 14.4k
+    with 4 in flight, but `mlflow server --workers 1` took 9.8k one at a time and 8.2-8.9k
+    with 2-4: its one process runs the requests in threads that contend for the GIL and for
+    SQLite's write lock. So after every ``EPOCH`` completed requests the rate (points per
+    second of time with requests in flight) is compared with the level's neighbours': up a
+    level while climbing paid or the level above was faster, down while the level below is
+    unknown or was faster. The neighbours are measured again now and then (``FORGET``): the
+    server's load changes.
+    """
+
+    EPOCH = 6  # completed requests per measurement (~0.5-1 s at 1,000 points a request)
+    FORGET = 8  # epochs after which the neighbours' rates are measured again
+
+    def __init__(self, most: int) -> None:
+        self.most = most
+        self.limit = 1
+        self.rates: dict[int, float] = {}
+        self._points = 0
+        self._requests = 0
+        self._busy = 0.0  # seconds of this epoch with deliver() running
+        self._since: float | None = None  # when deliver() (re)started counting
+        self._epochs = 0
+
+    def resume(self, now: float) -> None:
+        self._since = now
+
+    def pause(self, now: float) -> None:
+        if self._since is not None:
+            self._busy += now - self._since
+            self._since = None
+
+    def completed(self, points: int, now: float) -> None:
+        self._points += points
+        self._requests += 1
+        if self._requests < self.EPOCH:
+            return
+        self.pause(now)
+        rate = self._points / self._busy if self._busy > 0 else 0.0
+        self.resume(now)
+        self._points = self._requests = 0
+        self._busy = 0.0
+        old = self.rates.get(self.limit)
+        self.rates[self.limit] = rate if old is None else (old + rate) / 2
+        self._epochs += 1
+        if self._epochs % self.FORGET == 0:
+            self.rates = {self.limit: self.rates[self.limit]}
+        rates, here, up, down = self.rates, self.rates[self.limit], self.limit + 1, self.limit - 1
+        # Up to an unknown level only while climbing paid (this level beat the one below).
+        climbing = rates.get(down) is None or here > rates[down]
+        if up <= self.most and (rates[up] > here if up in rates else climbing):
+            self.limit = up
+        elif down >= 1 and (down not in rates or rates[down] > here):
+            self.limit = down
+
+
+class ForkGate:
+    """Lets a fork wait until no thread of ours is inside SQLite or an import of MLflow.
+
+    A child inherits every lock as it was at the fork, held or not, with no thread left to
+    release it. SQLite's mutexes (the journal's, and the SQLite/SQLAlchemy stores') and a
+    half-done import of MLflow cannot be repaired in the child, so a fork waits for those
+    calls: local work, milliseconds (the MLflow import, once, ~1-1.5 s). HTTP calls are not
+    waited for (a fork never waits for the network): a child makes its own connections (MLflow
+    keys its HTTP session by pid), and the per-module import locks MLflow takes on every
+    request (it retries imports that fail: ``dbruntime``, ``pyspark``) are reset in the child
+    (``_process._reset_import_locks``). Calls share the gate; a fork closes it and waits
+    (bounded) for the calls inside to finish.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._inside = 0
+        self._closed = False
+        self._exempt = False
+
+    def exempt(self) -> None:
+        """The store's calls need no fork exclusion (HTTP): calls and forks never wait."""
+        self._exempt = True
+
+    def __enter__(self) -> None:
+        if self._exempt:
+            return
+        with self._cond:
+            self._cond.wait_for(lambda: not self._closed)
+            self._inside += 1
+
+    def __exit__(self, *exc) -> None:
+        if self._exempt:
+            return
+        with self._cond:
+            self._inside -= 1
+            self._cond.notify_all()
+
+    def close(self, timeout: float) -> bool:
+        """Hold new calls back and wait for those inside; False if one is still inside."""
+        with self._cond:
+            self._closed = True
+            return self._cond.wait_for(lambda: self._inside == 0, timeout)
+
+    def open(self) -> None:
+        with self._cond:
+            self._closed = False
+            self._cond.notify_all()
+
+
+class _Pool:
+    """A few daemon threads for pipelined requests. Not ThreadPoolExecutor: its threads are
+    joined at interpreter exit, and one stuck retrying a dead server would hang the process."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._tasks: queue.SimpleQueue = queue.SimpleQueue()
+        self._threads = [threading.Thread(target=self._work, name=f"azml-request-{i}",
+                                          daemon=True) for i in range(size)]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, fn, *args) -> Future:
+        future: Future = Future()
+        self._tasks.put((future, fn, args))
+        return future
+
+    def close(self, timeout: float) -> bool:
+        """Each thread ends after the tasks queued before this (which end at once with
+        ``Stopped`` once the sender is stopped); False if one is still busy after ``timeout``."""
+        for _ in self._threads:
+            self._tasks.put(None)
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join(max(0.0, deadline - time.monotonic()))
+        return not any(thread.is_alive() for thread in self._threads)
+
+    def _work(self) -> None:
+        while True:
+            task = self._tasks.get()
+            if task is None:
+                return
+            future, fn, args = task
+            try:
+                future.set_result(fn(*args))
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiting sender
+                future.set_exception(exc)
+
+
+class RunReady:
+    """Lets the session learn the run id once the worker has it (fork and CLI need it)."""
+
+    def __init__(self, run_id: str | None = None) -> None:
+        self.run_id = run_id
+        self._event = threading.Event()
+        if run_id:
+            self._event.set()
+
+    def __call__(self, run_id: str) -> None:
+        self.run_id = run_id
+        self._event.set()
+
+    def wait(self, timeout: float | None = None) -> str | None:
+        self._event.wait(timeout)
+        return self.run_id

@@ -1,0 +1,1 @@
+"""The Workbench face: ``get_azureml_logger()`` and its logger."""
