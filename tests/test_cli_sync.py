@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -172,14 +173,25 @@ def test_sync_errors_are_one_line(sqlite_store):
 
 
 def journal_of_a_killed_script(store: Store):
-    """A script on the SQLite default SIGKILLed before its sender could deliver anything."""
-    store.run_script(HEADER + textwrap.dedent("""
-        import os, signal, time
-        logger = get_azureml_logger()
-        logger.log("loss", [float(i) for i in range(5000)])
-        time.sleep(0.3)  # committed to the journal (every 50 ms), not yet sent
-        os.kill(os.getpid(), signal.SIGKILL)
-    """), check=False, HOME=str(store.home.parent))
+    """A script on the SQLite default SIGKILLed before its sender could deliver anything: the
+    test holds the database's write lock meanwhile (the sender retries SQLITE_BUSY), since the
+    sqlite3 store would otherwise deliver 5,000 points in the 0.3 s before the kill."""
+    from azml_compat._core.stores import connect
+
+    connect(store.uri)  # makes mlflow.db (no run) so that there is a file to lock
+    held = sqlite3.connect(store.workdir / "mlflow.db", isolation_level=None)
+    held.execute("BEGIN EXCLUSIVE")
+    try:
+        store.run_script(HEADER + textwrap.dedent("""
+            import os, signal, time
+            logger = get_azureml_logger()
+            logger.log("loss", [float(i) for i in range(5000)])
+            time.sleep(0.3)  # committed to the journal (every 50 ms), not yet sent
+            os.kill(os.getpid(), signal.SIGKILL)
+        """), check=False, HOME=str(store.home.parent))
+    finally:
+        held.execute("ROLLBACK")
+        held.close()
     (journal,) = store.journals()
     return journal
 

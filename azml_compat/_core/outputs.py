@@ -116,14 +116,15 @@ def scan(outputs_dir: str, max_bytes: int, since_ms: int | None = None, roots=No
             else:
                 uploads.append((artifact_dir, local, info.st_size))
     if outside:
-        log.warning("not uploading %d link(s) in outputs/ leading outside the project folder "
-                    "and the share directory (not followed): %s", len(outside), ", ".join(outside))
+        log.warning("not uploading %d link(s) in %s/ leading outside the project folder "
+                    "and the share directory (not followed): %s", len(outside), root,
+                    ", ".join(outside))
     if loops:
-        log.warning("not following %d folder link(s) in outputs/ that lead back into a folder "
-                    "already uploaded (a loop): %s", len(loops), ", ".join(loops))
+        log.warning("not following %d folder link(s) in %s/ that lead back into a folder "
+                    "already uploaded (a loop): %s", len(loops), root, ", ".join(loops))
     if nowhere:
-        log.warning("not uploading %d link(s) in outputs/ that lead nowhere (dangling, or a "
-                    "loop of links): %s", len(nowhere), ", ".join(nowhere))
+        log.warning("not uploading %d link(s) in %s/ that lead nowhere (dangling, or a "
+                    "loop of links): %s", len(nowhere), root, ", ".join(nowhere))
     if special:
         log.warning("not uploading %d entr%s in %s/ that %s not a regular file (FIFO, "
                     "socket or device): %s", len(special), "y" if len(special) == 1 else "ies",
@@ -131,7 +132,7 @@ def scan(outputs_dir: str, max_bytes: int, since_ms: int | None = None, roots=No
     if stale:
         log.warning("not uploading %d file(s) in %s/ last modified before this run started "
                     "(%s): they are an earlier run's; a file this run writes again is uploaded",
-                    root, stale, _clock(since_ms))
+                    stale, root, _clock(since_ms))
     return uploads, skipped
 
 
