@@ -35,6 +35,9 @@ NAME_MAX = 255  # bytes in one path component on every common file system (ext4,
 # They start with "mlflow." because the MLflow UI lists every other tag on the run page, ahead
 # of the script's own strings; runs written before carry the LEGACY_* names, still read.
 NAME_TAG_PREFIX = "mlflow.azml.name."
+# SDK v1's run.log(name, "text") is a metric there and a tag here: this hidden tag, set once per
+# name, tells get_metrics() which tags were logged as metrics (run.tag() ones are not).
+TEXT_METRIC_TAG_PREFIX = "mlflow.azml.text_metric."
 SCRIPT_TAG = "mlflow.azml.script_name"
 ARGUMENTS_TAG = "mlflow.azml.arguments"  # JSON list of the script's arguments
 WORKDIR_TAG = "mlflow.azml.working_dir"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from .._core.records import LEGACY_NAME_TAG_PREFIX, NAME_TAG_PREFIX
+from .._core.records import LEGACY_NAME_TAG_PREFIX, NAME_TAG_PREFIX, TEXT_METRIC_TAG_PREFIX
 from .._core.tables import table_paths
 
 # MLflow's run statuses as SDK v1 named them (``run.get_status()``).
@@ -62,11 +62,25 @@ def metrics(history, run_id: str, name: str | None = None, known=None) -> dict:
             continue
         values = [m.value for m in sorted(points(run_id, key), key=lambda m: (m.step, m.timestamp))]
         out[shown] = values[0] if len(values) == 1 else values
+    for tag in tags:
+        if tag.startswith(TEXT_METRIC_TAG_PREFIX):  # run.log(name, "text"): the tag's value
+            key = tag[len(TEXT_METRIC_TAG_PREFIX):]
+            shown = names.get(key, key)
+            if key in tags and (name is None or shown == name):
+                out[shown] = tags[key]
     for table, path in tables.items():
         if name is None or table == name:
             rows = known(table) if known is not None else None
-            out[table] = rows if rows is not None else _load_table(history, run_id, path)
+            out[table] = (_plain(rows) if rows is not None
+                          else _load_table(history, run_id, path))
     return out
+
+
+def _plain(columns: dict) -> dict:
+    """Rows as SDK v1's service gave them back: JSON's plain numbers, not the numpy scalars a
+    script logged (``np.float64(0.5)`` prints, and compares with ``is``, differently)."""
+    return {column: [cell.item() if hasattr(cell, "item") and not isinstance(cell, (str, bytes))
+                     else cell for cell in cells] for column, cells in columns.items()}
 
 
 def children(history, run) -> list:
@@ -84,7 +98,10 @@ def delete_tag(history, run_id: str, key: str) -> None:
 def user_tags(tags: dict) -> dict:
     """The run's tags a script set (MLflow's and ours, under ``mlflow.``, left out)."""
     names = _names(tags)
-    return {names.get(k, k): v for k, v in tags.items() if not k.startswith("mlflow.")}
+    # MLflow keeps no None: a tag given no value (``run.tag("best")``) is stored empty, and
+    # reads back as SDK v1 showed it, None.
+    return {names.get(k, k): (v if v != "" else None) for k, v in tags.items()
+            if not k.startswith("mlflow.")}
 
 
 def details(run, properties: dict) -> dict:

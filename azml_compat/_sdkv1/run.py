@@ -26,7 +26,7 @@ from .._core.paths import clean_artifact_path
 from .._core.environment import process_start_ms
 from .._core.presentation import RUN_NAME_TAG
 from .._core.records import (ARTIFACT, FAILED, FILE, FINISHED, KILLED, MAX_TAG_VALUE, METRIC,
-                             PARAM, SERIES, TAG)
+                             PARAM, SERIES, TAG, TEXT_METRIC_TAG_PREFIX)
 from .._core.values import POINT, classify, encode_text
 from . import readback
 from .unsupported import NotCovered, NotCoveredAttribute
@@ -79,6 +79,7 @@ class Run(Face):
         run._parent = parent
         run._properties = {}
         run._children: list[Run] = []
+        run._text_metrics: set[str] = set()  # keys whose TEXT_METRIC_TAG_PREFIX tag is queued
         if parent is None:
             _process.bind(run)  # the process's run: rebound after os.fork
             run._session.before_close.append(run._upload_logs)
@@ -181,6 +182,9 @@ class Run(Face):
                 raise UserErrorException(f"run.log({name!r}, ..., step={step!r}): step must be an int")
             self._put(METRIC, key, payload, timestamp, int(step))
             return
+        if isinstance(value, str) and key not in self._text_metrics:
+            self._text_metrics.add(key)  # once per name: get_metrics() lists it as SDK v1 did
+            self._put(TAG, TEXT_METRIC_TAG_PREFIX + key, "1")
         self._record(name, key, value)
 
     def log_list(self, name, value, description="") -> None:

@@ -73,7 +73,7 @@ CORE_NAMES = ("Workspace", "Experiment", "Dataset", "Datastore", "Environment",
               "ScriptRun", "Webservice", "Image", "LinkedService", "PrivateEndPointConfig")
 # Submodules real scripts import, with the names imported from each.
 SUBMODULES = {
-    "model": ("Model", "InferenceConfig"),
+    "model": ("Model", "InferenceConfig", "Dataset"),  # scripts import Dataset from here too
     "workspace": ("Workspace",),
     "experiment": ("Experiment",),
     "dataset": ("Dataset",),
