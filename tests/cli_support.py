@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import pty
-import select
 import shutil
 import signal
 import subprocess
@@ -15,6 +13,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+
+import tty_support
 
 from azml_compat._core.keys import sanitize
 from azml_compat._core.records import NAME_TAG_PREFIX
@@ -147,29 +147,6 @@ def tree(folder: Path) -> dict:
 
 
 def run_in_a_terminal(args: list, env: dict, cwd, timeout: float = 300) -> tuple[int, str]:
-    """``args`` with a pseudo-terminal as stdin, stdout and stderr: ``(exit code, output)``."""
-    pid, fd = pty.fork()
-    if pid == 0:  # the child
-        os.chdir(cwd)
-        os.execve(args[0], args, env)
-    seen, deadline, reaped = b"", time.monotonic() + timeout, False
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([fd], [], [], 1.0)
-            if not ready:
-                continue
-            try:
-                chunk = os.read(fd, 65536)
-            except OSError:  # the child closed the terminal
-                break
-            if not chunk:
-                break
-            seen += chunk
-        _, status = os.waitpid(pid, 0)
-        reaped = True
-        return os.waitstatus_to_exitcode(status), seen.decode(errors="replace")
-    finally:
-        if not reaped:  # timed out, or the test failed: it must not outlive the test
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-        os.close(fd)
+    """``args`` with a pseudo-terminal as stdin, stdout and stderr: ``(exit code, output)``
+    (``tty_support.in_pty``, the one terminal the tests drive)."""
+    return tty_support.in_pty(args, cwd, env, timeout=timeout)
