@@ -263,7 +263,7 @@ def test_wheel_installs_cli_inside_azml_compat(tmp_path):
     assert "azureml/logging/__init__.py" in names
     assert not any(n.startswith("cli/") for n in names)
     assert "azml_compat/_core/stores/rest.py" in names  # the backends subpackage is shipped
-    assert "azml_compat/_stores/sqlite_schema.sql" in names  # the schema new databases get
+    assert "azml_compat/_core/stores/sqlite_schema.sql" in names  # the schema new databases get
     assert not any("localserver" in n for n in names)  # test tooling stays out of the wheel
     assert "azml_compat.pth" in names and "_azml_compat_hook.py" in names  # azureml.core hook
     assert not any(n.startswith("azureml/core") for n in names)  # never over azureml-core's

@@ -261,11 +261,13 @@ def test_one_process_one_run_whichever_face(sqlite_store):
 
 
 def test_attaches_to_mlflow_run_id_and_leaves_it_running(store):
-    import mlflow
-
-    mlflow.set_tracking_uri(store.uri)
-    experiment = mlflow.set_experiment(store.experiment)
-    run_id = store.client.create_run(experiment.experiment_id).info.run_id
+    # Through the client, not the fluent API: mlflow.set_tracking_uri() would stay set for the
+    # tests after this one (mlflow.load_table reads it).
+    client = store.client
+    experiment = client.get_experiment_by_name(store.experiment)
+    experiment_id = (experiment.experiment_id if experiment is not None
+                     else client.create_experiment(store.experiment))
+    run_id = client.create_run(experiment_id).info.run_id
     store.run_script("from azureml.core import Run\nr = Run.get_context()\nr.log('m', 3)\n"
                      "assert r.id == %r\n" % run_id, MLFLOW_RUN_ID=run_id)
     run = store.client.get_run(run_id)

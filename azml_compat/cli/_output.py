@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import functools
+import json
 import logging
 import math
 import os
@@ -222,8 +223,13 @@ FORMATTERS = {"json": "format_json", "jsonc": "format_json_color", "yaml": "form
 def cell(value):
     """A table transformer's value: knack leaves a null out of its row, which would move
     that column to the end of the table, or drop it (tabulate orders columns as rows first
-    name them): an empty cell instead."""
-    return "" if value is None else value
+    name them): an empty cell instead. A dict or list (a logged document) is left out of a
+    knack table too: compact JSON, as Workbench's table printed it."""
+    if value is None:
+        return ""
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return value
 
 
 class Tables(list):

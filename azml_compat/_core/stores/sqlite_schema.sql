@@ -1,4 +1,4 @@
--- MLflow's SQLite tracking schema, written by `python -m azml_compat._stores.gen_schema` from MLflow's own migrations: do not edit.
+-- MLflow's SQLite tracking schema, written by `python -m azml_compat._core.stores.gen_schema` from MLflow's own migrations: do not edit.
 -- alembic revision: dc11669786a5
 CREATE TABLE alembic_version (
 	version_num VARCHAR(32) NOT NULL, 
