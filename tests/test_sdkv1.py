@@ -143,14 +143,14 @@ def _check_every_call(client, run_id: str, lines: dict, download) -> None:
     assert {"path": "nrmse over α.json", "type": "table"} in listed
     assert {"path": "scores.json", "type": "table"} in listed
     experiment_id = run.info.experiment_id
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(client.tracking_uri)  # load_table searches through the fluent API
-    try:
-        mlflow.set_experiment(experiment_id=experiment_id)
+    # load_table searches through the fluent API: its store and experiment from the
+    # environment, for these calls only (mlflow.set_tracking_uri would stay set for the tests
+    # after this one, as the resolved default of this test's folder).
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", client.tracking_uri)
+        patch.setenv("MLFLOW_EXPERIMENT_ID", experiment_id)
         with_alpha = mlflow.load_table("nrmse over α.json", run_ids=[run_id])
         scores = mlflow.load_table("scores.json", run_ids=[run_id])
-    finally:
-        mlflow.set_tracking_uri(previous)
     assert list(with_alpha["epoch"]) == [0, 1, 2]
     assert list(scores["fold"]) == [1, 2, 3] and list(scores["label"]) == ["a", "b", "c"]
     nrmse = sorted(client.get_metric_history(run_id, "nrmse over α.nrmse"), key=lambda m: m.step)

@@ -141,7 +141,7 @@ def test_forked_child_run_starts_at_the_fork(sqlite_store):
 def test_process_start_in_a_child():
     before = now_ms()
     proc = subprocess.run([sys.executable, "-c",
-                           "from azml_compat import _workbench_env as w, _session as s\n"
+                           "from azml_compat._core import environment as w, session as s\n"
                            "print(w.process_start_ms(), w.IMPORT_TIME_MS)"],
                           capture_output=True, text=True, timeout=120, check=True)
     start, imported = map(int, proc.stdout.split())
