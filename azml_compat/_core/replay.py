@@ -287,6 +287,14 @@ def _point_at_a_new_run(journal: Journal) -> None:
     journal.set_meta(run_id=None, run_key=key, owned=True, tags=tags, vanished=None, ended=None)
 
 
+def _run_gone(journal: Journal, run_id: str, uri: str, cause: Exception) -> RunGone:
+    """The store no longer has the journal's run: noted in the journal (``--list`` says so)
+    and the error that names ``--to-new-run``."""
+    journal.set_meta(vanished=redact_text(str(cause))[:500])
+    return RunGone(f"run {run_id} is no longer on {redact(uri)}; `azml sync --to-new-run "
+                   f"{os.path.basename(journal.path)}` sends its records to a new run")
+
+
 def _replay(journal: Journal, result: SyncResult, dry_run: bool, give_up_after: float,
             settings: Settings | None = None, progress=None,
             parent_id: str | None = None) -> None:
@@ -337,10 +345,7 @@ def _replay(journal: Journal, result: SyncResult, dry_run: bool, give_up_after: 
         sender.start()
     except Exception as exc:
         if spec.run_id and is_run_level(exc):  # deleted, or its database wiped
-            journal.set_meta(vanished=redact_text(str(exc))[:500])
-            raise RunGone(
-                f"run {spec.run_id} is no longer on {redact(uri)}; `azml sync --to-new-run "
-                f"{os.path.basename(journal.path)}` sends its records to a new run") from exc
+            raise _run_gone(journal, spec.run_id, uri, exc) from exc
         raise
     tell()
     steps_dir = os.path.join(os.path.dirname(os.path.dirname(journal.path)), "steps")
@@ -357,11 +362,7 @@ def _replay(journal: Journal, result: SyncResult, dry_run: bool, give_up_after: 
         for done in sender.deliver(records):
             gone = next((e for e in (done.errors or {}).values() if is_run_level(e)), None)
             if gone is not None:  # lost while we send: what is left stays for a new run
-                journal.set_meta(vanished=redact_text(str(gone))[:500])
-                raise RunGone(
-                    f"run {sender.run_id} is no longer on {redact(uri)}; `azml sync "
-                    f"--to-new-run {os.path.basename(journal.path)}` sends its records to a "
-                    "new run") from gone
+                raise _run_gone(journal, sender.run_id, uri, gone) from gone
             result.points += done.points
             waiting.update(done.errors or {})
             try:
