@@ -209,7 +209,11 @@ def test_sync_shows_its_progress_on_a_terminal_and_not_when_piped(sqlite_store):
     assert "azml sync:" not in proc.stderr and "\r" not in proc.stderr, proc.stderr
     (row,) = json.loads(proc.stdout)
     assert row["points"] == 5000 and row["state"] == "delivered"
-    assert len(sqlite_store.runs()) == 2
+    journal_of_a_killed_script(sqlite_store)  # a terminal, but --only-show-errors: quiet
+    code, out = run_in_a_terminal([sys.executable, "-m", "azml_compat.cli", "sync",
+                                   "--only-show-errors"], env, sqlite_store.workdir)
+    assert code == 0 and "azml sync:" not in out, out
+    assert len(sqlite_store.runs()) == 3
     for run in sqlite_store.runs():
         assert [m.step for m in sqlite_store.history(run.info.run_id, "loss")] == list(range(5000))
 

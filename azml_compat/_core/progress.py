@@ -2,8 +2,10 @@
 drawn only when stderr is a terminal and the ``azml`` logger shows warnings (so never when
 piped, redirected to a file, or under an ``azml`` command's ``--only-show-errors``).
 
-Every long transfer (``./outputs`` at exit, ``azml history download``, ``azml asset download``,
-``azml sync``) goes through :class:`Progress`, so they all look and behave the same.
+Every long transfer (``./outputs`` at exit, ``azml history download``, ``azml asset download``)
+goes through :class:`Progress`, so they all look and behave the same. ``azml sync`` draws one
+line per journal instead (``cli/sync.ProgressLine``: records and points, and why it waits,
+which a bar has no room for), on the same condition, ``shown()``.
 """
 from __future__ import annotations
 

@@ -11,6 +11,7 @@ from collections import OrderedDict
 import click
 
 from .._redact import redact_text
+from .._core.progress import shown
 from .._core.query import unreachable
 from .._core.replay import (DiscardError, describe, discard, find_journals, list_journals,
                             sync as sync_journals, to_new_run)
@@ -161,9 +162,10 @@ class ProgressLine:
 
 
 def progress_line(stream=None) -> ProgressLine | None:
-    """The progress display for a replay: a line on a terminal, nothing when piped."""
+    """The progress display for a replay: a line on a terminal, nothing when piped or under
+    ``--only-show-errors`` (the rule every bar follows: ``_core.progress.shown``)."""
     stream = stream or sys.stderr
-    return ProgressLine(stream) if getattr(stream, "isatty", bool)() else None
+    return ProgressLine(stream) if shown(stream) else None
 
 
 @click.command()
