@@ -168,6 +168,7 @@ def _footprint_rows_in(store: Store, workdir: str, selected: set, stack) -> list
         if store.name == "server":
             single = stack.enter_context(LocalServer(Path(workdir) / "server-1-worker",
                                                      extra_args=["--workers", "1"]))
+            single.warm()
             servers.append((Store(store.name, single.url, store.home + "-1-worker"),
                             ", `mlflow server --workers 1`"))
         limit = {"server": 0.5, "sqlite": 0.2}[store.name]
@@ -240,6 +241,7 @@ def main(argv=None) -> int:
             home = os.path.join(tmp, name, "azml-home")
             if name == "server":
                 with LocalServer(Path(tmp) / "server") as server:
+                    server.warm()  # a user's server has been up: every worker's store open
                     rows += _rows(Store(name, server.url, home), tmp, selected)
             else:
                 db = Path(tmp) / "sqlite" / "mlflow.db"
