@@ -163,7 +163,7 @@ def _footprint_rows_in(store: Store, workdir: str, selected: set, stack) -> list
                          "<= 0.5 s over plain", over <= 0.5))
     if "9" in selected:
         # On a server twice: MLflow's default (uvicorn, 4 workers) and `--workers 1`, which
-        # takes concurrent requests more slowly than one at a time (``_sender.InFlight``).
+        # takes concurrent requests more slowly than one at a time (``_core/inflight.py`'s `InFlight``).
         servers = [(store, "")]
         if store.name == "server":
             single = stack.enter_context(LocalServer(Path(workdir) / "server-1-worker",
@@ -237,6 +237,10 @@ def main(argv=None) -> int:
     rows = []
     output = Path(args.output).resolve()  # before the benchmark moves into its own folder
     with tempfile.TemporaryDirectory(prefix="azml-bench-") as tmp, _inside(tmp):
+        # Every child caches its bytecode here, whatever the caller's environment says
+        # (PYTHONDONTWRITEBYTECODE made ours compile at every start), and not in the repository.
+        os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+        os.environ["PYTHONPYCACHEPREFIX"] = os.path.join(tmp, "pycache")
         for name in args.stores.split(","):
             home = os.path.join(tmp, name, "azml-home")
             if name == "server":

@@ -131,6 +131,16 @@ def _alternate(variants: dict, store, root: str, repeat: int, new_folder: bool =
             fh.write(text)
     samples = {name: [] for name in variants}
     folders = {name: [] for name in variants}
+    # One unmeasured round first, in experiments of its own: it leaves every variant's
+    # bytecode in the benchmark's PYTHONPYCACHEPREFIX (``python -m bench`` sets it), as an
+    # installed package has its .pyc; without it our editable install compiled ~40 modules
+    # on every start (0.1 s at load 8) where MLflow's wheel had them compiled.
+    for name in variants:
+        cwd = os.path.join(root, f"warm-{name}") if new_folder else (
+            os.path.dirname(store.uri[len("sqlite:///"):]) if embedded else root)
+        os.makedirs(cwd, exist_ok=True)
+        run_process([sys.executable, paths[name]],
+                    _env(store, root, names[name] + "-warm", embedded), cwd)
     for i in range(repeat):
         for name in variants:
             if new_folder:

@@ -3,6 +3,7 @@ MLFLOW_TRACKING_URI (``user:pw@`` or a token as the user, ``TOKEN@``), and the v
 MLFLOW_TRACKING_PASSWORD/TOKEN. Every scenario runs as a real process and greps its bytes."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -90,6 +91,33 @@ logger.upload("notes.txt", "kept for sync")
         if debug:
             assert b"Traceback" in listed.stderr
         _assert_clean(listed.stdout, listed.stderr)
+
+
+@pytest.mark.parametrize("userinfo", USERINFO)
+def test_what_a_run_leaves_for_the_next_names_no_secret(tmp_path, userinfo, mlflow_server):
+    """The requests-in-flight level kept for the next process to a server: its file's name and
+    content carry neither the URI nor its credentials, and the next run to that server starts from it."""
+    uri = mlflow_server.url.replace("http://", f"http://{userinfo}@")
+    store = _store(tmp_path, uri)
+    store.write_script("""
+from azureml.logging import get_azureml_logger
+logger = get_azureml_logger()
+for i in range(12_000):  # 12 requests: two measurements of a level
+    logger.log("loss", i * 0.5)
+""")
+    for attempt in range(2):
+        script = _run(store, tmp_path, [sys.executable, "train.py"])
+        assert script.returncode == 0, script.stderr
+        kept = sorted((store.home / "in-flight").glob("*.json"))
+        assert len(kept) == 1, kept
+        state = json.loads(kept[0].read_bytes())
+        assert "127.0.0.1" not in kept[0].name and b"127.0.0.1" not in kept[0].read_bytes()
+        _assert_clean(kept[0].name.encode(), kept[0].read_bytes(), *_journal_bytes(store))
+        if attempt == 0:
+            # A level no climb from one reaches in two measurements, at a rate no server
+            # gives: the next run starts there, and its file still carries (half of) it.
+            kept[0].write_text(json.dumps({**state, "limit": 3, "rates": {"3": 1e12}}))
+    assert state["rates"]["3"] > 1e11, state
 
 
 @pytest.mark.parametrize("uri, shown", [

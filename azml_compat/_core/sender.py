@@ -14,6 +14,7 @@ from __future__ import annotations
 import collections
 import gc
 import logging
+import os
 import queue
 import random
 import socket
@@ -23,6 +24,7 @@ from concurrent.futures import Future
 from typing import Callable, NamedTuple
 
 from .batching import ARTIFACT, END, FILE, PARAM, Batch, pack
+from .inflight import InFlight, memory_path, recall, remember
 from .._config import Settings
 from .._consts import BACKOFF_MAX, BACKOFF_START
 from .._exceptions import GaveUp, Stopped
@@ -136,6 +138,7 @@ class Sender:
         self.run_id: str | None = None
         self._pool: _Pool | None = None
         self._window: InFlight | None = None  # with the pool: how many requests at once
+        self._memory: str | None = None  # where the window's level is kept for the next process
 
     def start(self) -> "Sender":
         """Connect (importing MLflow for most stores) and find or create the run, retrying
@@ -152,7 +155,9 @@ class Sender:
         self.run_id = self._open_run(self.spec)
         if self.store.CONCURRENCY > 1:
             self._pool = _Pool(self.store.CONCURRENCY)
-            self._window = InFlight(self.store.CONCURRENCY)
+            home = os.path.dirname(self.settings.journal_dir)  # $AZML_HOME
+            self._memory = memory_path(home, self.spec.tracking_uri)
+            self._window = InFlight(self.store.CONCURRENCY, recall(self._memory))
         if self._on_run is not None:
             self._on_run(self.run_id)
         return self
@@ -165,6 +170,8 @@ class Sender:
         """``stop()``, then end the request threads; False if one is still in a request after
         ``timeout`` (it ends when its request does: a daemon thread that sends nothing more)."""
         self.stop()
+        if self._window is not None:
+            remember(self._memory, self._window)
         return self._pool.close(timeout) if self._pool is not None else True
 
     def _pause(self, seconds: float) -> None:
@@ -337,66 +344,6 @@ class Delivered(NamedTuple):
     errors: dict | None
     points: int = 0
     partial: tuple[int, int] | None = None
-
-
-class InFlight:
-    """How many ``log_batch`` requests to keep in flight: the number the server absorbs
-    fastest, found by climbing from one.
-
-    More is not always faster. Measured on this 2-core machine with 1,000-point batches:
-    MLflow's default server (uvicorn, 4 workers) took 9.1k points/s one at a time and 14.4k
-    with 4 in flight, but `mlflow server --workers 1` took 9.8k one at a time and 8.2-8.9k
-    with 2-4: its one process runs the requests in threads that contend for the GIL and for
-    SQLite's write lock. So after every ``EPOCH`` completed requests the rate (points per
-    second of time with requests in flight) is compared with the level's neighbours': up a
-    level while climbing paid or the level above was faster, down while the level below is
-    unknown or was faster. The neighbours are measured again now and then (``FORGET``): the
-    server's load changes.
-    """
-
-    EPOCH = 6  # completed requests per measurement (~0.5-1 s at 1,000 points a request)
-    FORGET = 8  # epochs after which the neighbours' rates are measured again
-
-    def __init__(self, most: int) -> None:
-        self.most = most
-        self.limit = 1
-        self.rates: dict[int, float] = {}
-        self._points = 0
-        self._requests = 0
-        self._busy = 0.0  # seconds of this epoch with deliver() running
-        self._since: float | None = None  # when deliver() (re)started counting
-        self._epochs = 0
-
-    def resume(self, now: float) -> None:
-        self._since = now
-
-    def pause(self, now: float) -> None:
-        if self._since is not None:
-            self._busy += now - self._since
-            self._since = None
-
-    def completed(self, points: int, now: float) -> None:
-        self._points += points
-        self._requests += 1
-        if self._requests < self.EPOCH:
-            return
-        self.pause(now)
-        rate = self._points / self._busy if self._busy > 0 else 0.0
-        self.resume(now)
-        self._points = self._requests = 0
-        self._busy = 0.0
-        old = self.rates.get(self.limit)
-        self.rates[self.limit] = rate if old is None else (old + rate) / 2
-        self._epochs += 1
-        if self._epochs % self.FORGET == 0:
-            self.rates = {self.limit: self.rates[self.limit]}
-        rates, here, up, down = self.rates, self.rates[self.limit], self.limit + 1, self.limit - 1
-        # Up to an unknown level only while climbing paid (this level beat the one below).
-        climbing = rates.get(down) is None or here > rates[down]
-        if up <= self.most and (rates[up] > here if up in rates else climbing):
-            self.limit = up
-        elif down >= 1 and (down not in rates or rates[down] > here):
-            self.limit = down
 
 
 class ForkGate:
