@@ -125,10 +125,12 @@ def journal_content(home: Path) -> dict:
 
 def stored_loss(folder: Path) -> set[float]:
     """The ``loss`` values the killed run had stored when it died, read with ``sqlite3`` so
-    that nothing (no MLflow store, no migration) touches the database before the checks do."""
+    that nothing (no MLflow store, no migration) changes the database before the checks do.
+    Not ``mode=ro``: a killed writer leaves a WAL that any reader first replays, as SQLite's
+    own recovery does for every later opener (read-only, that fails)."""
     if not (folder / "mlflow.db").exists():
         return set()
-    with contextlib.closing(sqlite3.connect(f"file:{folder / 'mlflow.db'}?mode=ro", uri=True)) as db:
+    with contextlib.closing(sqlite3.connect(folder / "mlflow.db")) as db:
         if not db.execute("SELECT 1 FROM sqlite_master WHERE name='metrics'").fetchone():
             return set()
         return {v for (v,) in db.execute("SELECT value FROM metrics WHERE key='loss'")}
