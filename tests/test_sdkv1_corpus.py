@@ -197,7 +197,8 @@ def _check_finished(ran: Ran) -> None:
     expected_tags = {k: "" if v is None else v for k, v in case.tags.items()}
     assert tags == expected_tags, f"tags {tags}, SDK v1 had {case.tags} (a tag without a value: '')"
     # MLflow params hold the script's arguments (this project's choice, as for Workbench scripts:
-    # `--kernel linear` is the param kernel) and the properties it adds (none in the corpus)
+    # `--kernel linear` is the param kernel); the properties it adds would be `properties/<name>`
+    # params (none in the corpus)
     arguments = {name.lstrip("-"): value for name, value in zip(case.args[::2], case.args[1::2])}
     assert run.data.params == arguments, f"params {run.data.params}: the arguments are {arguments}"
 

@@ -25,8 +25,9 @@ from .._core.outputs import scan, warn_skipped
 from .._core.paths import clean_artifact_path
 from .._core.environment import process_start_ms
 from .._core.presentation import RUN_NAME_TAG
-from .._core.records import (ARTIFACT, FAILED, FILE, FINISHED, KILLED, MAX_TAG_VALUE, METRIC,
-                             PARAM, SERIES, TAG, TEXT_METRIC_TAG_PREFIX)
+from .._core.records import (ARTIFACT, FAILED, FILE, FINISHED, KILLED, MAX_KEY, MAX_TAG_VALUE,
+                             METRIC, PARAM, PROPERTY_PARAM_PREFIX, SERIES, TAG,
+                             TEXT_METRIC_TAG_PREFIX)
 from .._core.values import POINT, classify, encode_text
 from . import readback
 from .unsupported import NotCovered, NotCoveredAttribute
@@ -341,18 +342,26 @@ class Run(Face):
             raise UserErrorException(f"run.set_tags: tags must be a dict, got {type(tags).__name__}")
 
     def add_properties(self, properties) -> None:
-        """MLflow params; like SDK v1, a property cannot change once added."""
+        """The params ``properties/<name>`` (``PROPERTY_PARAM_PREFIX``: never one of the
+        script's arguments' params); like SDK v1, a property cannot change once added."""
         if not isinstance(properties, dict):
             raise UserErrorException(f"run.add_properties: properties must be a dict, got "
                                      f"{type(properties).__name__}")
-        items = {self._key(k): str(v) for k, v in properties.items()}
-        for key, value in items.items():
+        items = {}
+        for name, value in properties.items():
+            key = PROPERTY_PARAM_PREFIX + self._key(name)
+            if len(key) > MAX_KEY:
+                raise UserErrorException(
+                    f"run.add_properties: property name {name!r} is too long ({len(name)} "
+                    f"characters; MLflow keeps at most {MAX_KEY - len(PROPERTY_PARAM_PREFIX)})")
+            items[key] = (name, str(value))
+        for key, (name, value) in items.items():
             known = self._properties.get(key)
             if known is not None and known != value:
                 raise UserErrorException(
-                    f"run.add_properties: property {key!r} is already {known!r}; properties "
+                    f"run.add_properties: property {name!r} is already {known!r}; properties "
                     f"cannot be changed (new value {value!r})")
-        for key, value in items.items():
+        for key, (_, value) in items.items():
             if key not in self._properties:
                 self._properties[key] = value
                 self._put(PARAM, key, value)
@@ -481,8 +490,9 @@ class Run(Face):
                 readback.delete_tag(client, run_id, mapped)
 
     def get_properties(self) -> dict:
+        """The properties added (not the params of the script's arguments)."""
         client, run_id = self._delivered()
-        return dict(client.run(run_id).data.params)
+        return readback.properties(client.run(run_id))
 
     def get_status(self) -> str:
         client, run_id = self._delivered()
@@ -491,7 +501,7 @@ class Run(Face):
     def get_details(self) -> dict:
         client, run_id = self._delivered()
         run = client.run(run_id)
-        return readback.details(run, dict(run.data.params))
+        return readback.details(run, readback.properties(run))
 
     # -- the rest of SDK v1's Run: named, not covered ------------------------------------------
     def register_model(self, model_name, model_path=None, tags=None, properties=None,
