@@ -21,9 +21,7 @@ import types
 from .._core import process as _process
 from .._exceptions import DeliveryTimeout
 from .._core.face import Face
-from .._core.outputs import scan, warn_skipped
 from .._core.paths import clean_artifact_path
-from .._core.environment import process_start_ms
 from .._core.presentation import RUN_NAME_TAG
 from .._core.records import (ARTIFACT, FAILED, FILE, FINISHED, KILLED, MAX_KEY, MAX_TAG_VALUE,
                              METRIC, PARAM, PROPERTY_PARAM_PREFIX, SERIES, TAG,
@@ -83,7 +81,7 @@ class Run(Face):
         run._text_metrics: set[str] = set()  # keys whose TEXT_METRIC_TAG_PREFIX tag is queued
         if parent is None:
             _process.bind(run)  # the process's run: rebound after os.fork
-            run._session.before_close.append(run._upload_logs)
+            run._session.watch_logs()  # SDK v1 uploaded ./logs while the run ran
         else:
             run._bind(session)
         return run
@@ -311,19 +309,6 @@ class Run(Face):
                 target = "/".join(p for p in (root, "" if relative == "." else relative, file) if p)
                 self.upload_file(target.replace(os.sep, "/"), os.path.join(folder, file),
                                  datastore_name=datastore_name)
-
-    def _upload_logs(self) -> None:
-        """SDK v1 uploaded ``./logs`` too: its files this run wrote, as ``logs/...``, at the end
-        (queued with ``outputs/``)."""
-        session = self._session
-        settings = session.settings
-        if not (session.main and settings.upload_outputs):
-            return
-        files, skipped = scan(os.path.join(settings.cwd, "logs"), settings.max_output_bytes,
-                              since_ms=session.spec.start_time_ms or process_start_ms(), root="logs")
-        warn_skipped(skipped, settings.max_output_bytes)
-        for folder, path, _ in files:
-            self._put(FILE, folder, path)
 
     # -- tags and properties -------------------------------------------------------------------
     def tag(self, key, value=None) -> None:
