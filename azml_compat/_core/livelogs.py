@@ -76,7 +76,8 @@ class _File:
         self.refreshed = False
 
     def on_its_way(self, state) -> bool:
-        """True when ``state`` is what the store holds or will hold once its record arrives."""
+        """True when ``state`` is what the store holds or surely will once its record
+        arrives (a copy rewritten meanwhile may have been read before: not sure)."""
         return state == self.sent or (self.handle is not None and state == self.queued
                                       and not self.refreshed)
 
@@ -129,8 +130,8 @@ class LiveLogs:
             if entry is None:
                 entry = self._files[path] = _File(artifact_dir)
             entry.settle()
-            if entry.on_its_way(state):
-                entry.changed_at = None
+            if state == entry.sent or (entry.handle is not None and state == entry.queued):
+                entry.changed_at = None  # stored, or what its record on the way holds
                 continue
             if entry.changed_at is None:
                 entry.changed_at = now
@@ -148,9 +149,10 @@ class LiveLogs:
             if entry.copy is not None:
                 try:
                     self._copy(path, entry.artifact_dir, entry.copy, make_folder=False)
-                except OSError:
+                except (OSError, PermanentError):
                     return  # delivered meanwhile (its copy is gone): queued anew next time
             entry.queued, entry.refreshed, entry.changed_at = state, True, None
+            entry.queued_at = now  # a copy again is I/O too: at the same bounded rate
             return
         files_dir = getattr(self._dispatcher.journal, "files_dir", None)
         copy = None
