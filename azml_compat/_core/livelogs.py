@@ -16,8 +16,10 @@ of queuing another, so the journal holds one copy per file, however long the out
 end (``finish``) every file whose last content is not already stored or on its way is queued
 as it is then, with ``./outputs`` (``Journal.close`` copies what is still undelivered).
 
-Measured on a run with nothing in ``./logs`` (``python -m bench.livelogs``): one look at a
-missing folder costs ~2 µs, at an empty one ~15 µs: once a second, nothing a run can notice.
+Measured on a run with nothing in ``./logs`` (``python -m bench.livelogs``, a loaded 2-core
+machine): one look at a missing folder costs ~2-3 µs, at an empty one ~90 µs (the link roots
+resolved again: a folder linked meanwhile is followed by the same rules); once a second, and
+the thread's CPU over a 10 s run was 1.7 ms: nothing a run can notice.
 """
 from __future__ import annotations
 
