@@ -110,6 +110,30 @@ def test_a_link_swapped_after_the_scan_is_checked_again_when_read(tmp_path):
         open_source(str(outputs / "best.ckpt"), "outputs")
 
 
+
+def test_the_sqlite_default_checks_a_swapped_link_again_when_it_uploads_it(tmp_path, monkeypatch):
+    """The SQLite default writes artifacts itself (no MLflow): a link in outputs/ swapped
+    after the scan to lead out must be refused there too, as MLflow's client path does."""
+    import pytest
+
+    from azml_compat._exceptions import PermanentError
+    from azml_compat._core.records import RunSpec
+    from azml_compat._core.stores.sqlite_write import SqliteStore
+
+    project, _, outputs = _links(tmp_path)
+    monkeypatch.chdir(project)
+    uri = f"sqlite:///{project / 'mlflow.db'}"
+    store = SqliteStore.open(uri)
+    assert type(store) is SqliteStore
+    run = store.open_run(RunSpec(uri, "swap", run_key="a" * 32, new_key=True))
+    store.upload_file(run, "outputs", str(outputs / "best.ckpt"))  # inside the project
+    os.remove(outputs / "best.ckpt")
+    os.symlink(tmp_path / "home" / ".secret_token", outputs / "best.ckpt")  # swapped
+    with pytest.raises(PermanentError, match="outside the project"):
+        store.upload_file(run, "outputs", str(outputs / "best.ckpt"))
+    stored = [p.read_bytes() for p in (project / "mlruns").rglob("best.ckpt")]
+    assert stored == [b"weights"]
+
 # -- the working folder is the script's start folder -----------------------------------------------
 def test_outputs_stay_the_start_folders_after_a_chdir_and_the_others_are_named(sqlite_store):
     """A script that changes folder: ``./outputs`` is still its start folder's, a logger made

@@ -175,7 +175,7 @@ def _check_every_call(client, run_id: str, lines: dict, download) -> None:
     # Tags and properties.
     assert tags["team"] == "vision" and tags["flagged"] == "" and tags["k1"] == "v1"
     assert "k2" not in tags
-    assert data.params["dataset"] == "v3"
+    assert data.params["properties/dataset"] == "v3"
     assert "already 'v3'" in lines["PROPERTY"]
     # Child runs: nested, named, ended.
     children = client.search_runs([experiment_id], f"tags.`mlflow.parentRunId` = '{run_id}'")
@@ -453,14 +453,55 @@ def test_azml_history_shows_sdk_v1_runs_with_children_properties_and_tables(sqli
     parent, child = by_name["train.py"], by_name["fold-1"]
     assert child["parent_run_id"] == parent["run_id"] and "parent_run_id" not in parent
     assert parent["acc"] == 0.9 and parent["team"] == "vision" and parent["scores"] == "scores.json"
-    assert parent["properties"]["params"] == {"dataset": "v3"}
+    assert parent["properties"]["params"] == {}
+    assert parent["properties"]["run_properties"] == {"dataset": "v3"}
     assert "Parent_run_id" in azml("list", "-o", "table").splitlines()[0]
     info = json.loads(azml("info", "-r", parent["run_id"], "-o", "json"))
     assert info["children"] == [child["run_id"]]
     assert "scores.json" in info["attachments"].split(", ")
     assert info["series"]["scores.score"] == [0.7, 0.8]
     compared = azml("compare", "-r", parent["run_id"], "-r", child["run_id"], "-o", "table")
-    assert "Parent_run_id" in compared and "param dataset" in compared
+    assert "Parent_run_id" in compared and "property dataset" in compared
+
+
+ARGUMENTS_AND_PROPERTIES = '''
+import json, sys
+from azureml.core import Run
+run = Run.get_context()
+run.add_properties({"kernel": "rbf", "dataset": "v3"})  # the script also got --kernel linear
+run.add_properties({"split (%)": 20})  # a name MLflow does not take as a key: mapped
+run.add_properties({"kernel": "rbf"})
+try:
+    run.add_properties({"kernel": "poly"})
+except ValueError as exc:
+    print("PROPERTY:", exc)
+print("PROPERTIES:", json.dumps(run.get_properties(), sort_keys=True))
+print("DETAILS:", json.dumps(run.get_details()["properties"], sort_keys=True))
+'''
+
+
+def test_properties_never_meet_the_scripts_arguments(store):
+    # A script started with `--kernel linear` has the param kernel (every run gets its
+    # arguments as params); the property kernel it adds is another thing and must not clash.
+    proc = store.run_script(ARGUMENTS_AND_PROPERTIES, "--kernel", "linear", "0.5")
+    lines = _lines(proc.stdout)
+    assert "rejected" not in proc.stderr, proc.stderr
+    run = store.only_run()
+    assert run.info.status == "FINISHED"
+    assert run.data.params == {"kernel": "linear", "arg0": "0.5", "properties/kernel": "rbf",
+                               "properties/dataset": "v3", "properties/split ___": "20"}
+    # SDK v1's add-only rule still holds for the property itself.
+    assert "property 'kernel' is already 'rbf'" in lines["PROPERTY"], proc.stdout
+    added = {"kernel": "rbf", "dataset": "v3", "split (%)": "20"}  # by the names given
+    assert json.loads(lines["PROPERTIES"]) == added
+    assert json.loads(lines["DETAILS"]) == added
+    info = subprocess.run(["azml", "history", "info", "-r", run.info.run_id, "-o", "json"],
+                          cwd=store.workdir, env=store.env(), capture_output=True, text=True,
+                          timeout=300)
+    assert info.returncode == 0, info.stderr
+    properties = json.loads(info.stdout)["properties"]
+    assert properties["params"] == {"kernel": "linear", "arg0": "0.5"}
+    assert properties["run_properties"] == added
 
 
 def test_the_sdkv1_example_runs_unchanged(sqlite_store):
@@ -474,7 +515,9 @@ def test_the_sdkv1_example_runs_unchanged(sqlite_store):
                for n in ("alpha 0.10", "alpha 1.00"))
     assert len(sqlite_store.history(parent.info.run_id, "mse")) == 2
     # the properties, next to the script's arguments (params of every run this library makes)
-    assert {"dataset": "sklearn diabetes", "test_size": "0.2"}.items() <= parent.data.params.items()
+    assert parent.data.params == {"alphas": "0.1", "arg0": "1.0",
+                                  "properties/dataset": "sklearn diabetes",
+                                  "properties/test_size": "0.2"}
     paths = sqlite_store.artifact_paths(parent.info.run_id)
     assert {"mse by alpha.json", "mse_vs_alpha.png", "outputs/ridge_0.10.pkl"} <= paths
     assert "Metrics: ['best_alpha', 'mse', 'mse by alpha', 'mse_per_alpha']" in proc.stdout

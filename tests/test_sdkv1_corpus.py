@@ -71,13 +71,21 @@ def sweeps(tmp_path_factory, request):
     kind, ``PARALLEL`` at a time."""
     done: dict[str, dict[str, Ran]] = {}
 
+    def selected(kind: str) -> set:
+        return {item.callspec.params["folder"] for item in request.session.items
+                if getattr(item, "callspec", None) and item.callspec.params.get("kind") == kind
+                and "folder" in item.callspec.params}
+
+    # The server is started here, while the fixture is set up: one started inside a test is
+    # ended with that test (conftest ends what a test started), and the next server test of
+    # the sweep found it dead.
+    server = request.getfixturevalue("mlflow_server") if selected("server") else None
+
     def sweep(kind: str) -> dict[str, Ran]:
         if kind not in done:
-            uri = request.getfixturevalue("mlflow_server").url if kind == "server" else None
-            selected = {item.callspec.params["folder"] for item in request.session.items
-                        if getattr(item, "callspec", None) and item.callspec.params.get("kind") == kind
-                        and "folder" in item.callspec.params}
-            cases = [case for case in CASES if case.folder in selected]
+            uri = server.url if kind == "server" else None
+            selected_here = selected(kind)
+            cases = [case for case in CASES if case.folder in selected_here]
             stores = {}
             for case in cases:
                 root = tmp_path_factory.mktemp(f"{kind}-{case.folder}")
@@ -197,7 +205,8 @@ def _check_finished(ran: Ran) -> None:
     expected_tags = {k: "" if v is None else v for k, v in case.tags.items()}
     assert tags == expected_tags, f"tags {tags}, SDK v1 had {case.tags} (a tag without a value: '')"
     # MLflow params hold the script's arguments (this project's choice, as for Workbench scripts:
-    # `--kernel linear` is the param kernel) and the properties it adds (none in the corpus)
+    # `--kernel linear` is the param kernel); the properties it adds would be `properties/<name>`
+    # params (none in the corpus)
     arguments = {name.lstrip("-"): value for name, value in zip(case.args[::2], case.args[1::2])}
     assert run.data.params == arguments, f"params {run.data.params}: the arguments are {arguments}"
 

@@ -1,4 +1,5 @@
-"""``./outputs``: Workbench uploaded every file written there when the run ended."""
+"""``./outputs``: Workbench uploaded every file written there when the run ended. SDK v1 did
+too, and uploaded ``./logs`` as well (``livelogs``): both folders follow the same rules."""
 from __future__ import annotations
 
 import logging
@@ -9,6 +10,7 @@ from .._config import raw
 from .environment import SHARE_VARIABLE, share_directory
 
 ARTIFACT_DIR = "outputs"
+LOGS_DIR = "logs"
 log = logging.getLogger("azml")
 
 
@@ -25,14 +27,13 @@ def _older(mtime_ns: int, since_ms: int | None) -> bool:
     return mtime_ns < since_ms * 1_000_000
 
 
-def link_roots(project: str) -> list[str]:
-    """The folders a link in ``<project>/outputs`` may lead into, resolved: the project, its
-    share directory (``AZUREML_NATIVE_SHARE_DIRECTORY``: large data and models often live
-    there) and wherever ``outputs`` itself resolves to (a folder the user linked on purpose,
-    such as scratch space)."""
+def link_roots(project: str, folder: str = ARTIFACT_DIR) -> list[str]:
+    """The folders a link in ``<project>/outputs`` (or ``folder``: ``logs``) may lead into,
+    resolved: the project, its share directory (``AZUREML_NATIVE_SHARE_DIRECTORY``: large
+    data and models often live there) and wherever the folder itself resolves to (a folder
+    the user linked on purpose, such as scratch space)."""
     share = raw(SHARE_VARIABLE) or share_directory(project)
-    return [os.path.realpath(path) for path in
-            (project, share, os.path.join(project, ARTIFACT_DIR))]
+    return [os.path.realpath(path) for path in (project, share, os.path.join(project, folder))]
 
 
 def _inside(real: str, roots) -> bool:
@@ -41,25 +42,27 @@ def _inside(real: str, roots) -> bool:
 
 def escaping_target(fd: int, local_path: str, artifact_dir: str) -> str | None:
     """The real path of the open file ``fd`` (a FILE record's source) if it lies outside the
-    roots of the ``outputs/`` folder the record came from; else None.
+    roots of the ``outputs/`` (or ``logs/``) folder the record came from; else None.
 
     Checked on the opened file, not the path, so a link swapped after the scan (or between
     a check and the open) cannot lead out. A record whose source is not under a folder named
-    ``outputs`` at its artifact's depth is our own private copy (``<journal>.files/``)."""
-    outputs = os.path.dirname(local_path)
+    ``outputs`` or ``logs`` at its artifact's depth is our own private copy
+    (``<journal>.files/``)."""
+    folder = os.path.dirname(local_path)
     for _ in range(artifact_dir.count("/")):
-        outputs = os.path.dirname(outputs)
-    if os.path.basename(outputs) != ARTIFACT_DIR:
+        folder = os.path.dirname(folder)
+    if os.path.basename(folder) not in (ARTIFACT_DIR, LOGS_DIR):
         return None
     try:
         real = os.readlink(f"/proc/self/fd/{fd}")  # Linux: what was opened, whatever the path
     except OSError:
         real = os.path.realpath(local_path)
-    return None if _inside(real, link_roots(os.path.dirname(outputs))) else real
+    roots = link_roots(os.path.dirname(folder), os.path.basename(folder))
+    return None if _inside(real, roots) else real
 
 
 def scan(outputs_dir: str, max_bytes: int, since_ms: int | None = None, roots=None,
-         root: str = ARTIFACT_DIR):
+         root: str = ARTIFACT_DIR, warn: bool = True):
     """``(uploads, skipped)``: ``(artifact_dir, local_path, size)`` to upload, ``(path, size)`` too big.
 
     Links are followed only into ``roots`` (default ``link_roots`` of the project holding
@@ -72,14 +75,18 @@ def scan(outputs_dir: str, max_bytes: int, since_ms: int | None = None, roots=No
     before it are left alone with one line: Workbench ran each run in a fresh copy of the
     project, so ``outputs/`` only held that run's files, while here they stay from one run
     to the next. ``root``: the artifact folder they go to (``logs`` for SDK v1's ``./logs``).
+    ``warn`` False: the lines are left to a later scan (``./logs`` is scanned every second
+    while the run runs, and named once, at its end).
     """
     uploads, skipped, special, stale = [], [], [], 0
     outside, nowhere, loops = [], [], []
     if not os.path.isdir(outputs_dir):
         return uploads, skipped
     if roots is None:
-        roots = link_roots(os.path.dirname(os.path.abspath(outputs_dir)))
-    roots = [os.path.realpath(folder) for folder in roots]
+        folder = os.path.abspath(outputs_dir)
+        roots = link_roots(os.path.dirname(folder), os.path.basename(folder))  # resolved
+    else:
+        roots = [os.path.realpath(folder) for folder in roots]
     walked = {os.path.realpath(outputs_dir)}
     for folder, dirs, files in os.walk(outputs_dir, followlinks=True):
         here = os.path.realpath(folder)
@@ -115,6 +122,8 @@ def scan(outputs_dir: str, max_bytes: int, since_ms: int | None = None, roots=No
                 skipped.append((local, info.st_size))
             else:
                 uploads.append((artifact_dir, local, info.st_size))
+    if not warn:
+        return uploads, skipped
     if outside:
         log.warning("not uploading %d link(s) in %s/ leading outside the project folder "
                     "and the share directory (not followed): %s", len(outside), root,
@@ -168,12 +177,12 @@ def _clock(ms: int) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ms / 1000))
 
 
-def warn_skipped(skipped, max_bytes: int) -> None:
+def warn_skipped(skipped, max_bytes: int, root: str = ARTIFACT_DIR) -> None:
     if not skipped:
         return
     listed = ", ".join(f"{path} ({size:,} bytes)" for path, size in skipped)
-    log.warning("not uploading %d file(s) in outputs/ larger than %s bytes "
-                "(AZML_MAX_OUTPUT_BYTES): %s", len(skipped), f"{max_bytes:,}", listed)
+    log.warning("not uploading %d file(s) in %s/ larger than %s bytes "
+                "(AZML_MAX_OUTPUT_BYTES): %s", len(skipped), root, f"{max_bytes:,}", listed)
 
 
 # Smaller uploads end before a bar would tell anything (a local store copies 50 MB in well

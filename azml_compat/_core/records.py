@@ -48,6 +48,11 @@ LEGACY_TAGS = {SCRIPT_TAG: "azml.script_name", ARGUMENTS_TAG: "azml.arguments",
 # it moved under "mlflow." carries LEGACY_RUN_KEY_TAG in its tags, and its run is looked up
 # by that name (else `azml sync` would create a second run for a run that exists).
 RUN_KEY_TAG = "mlflow.azml.run_key"
+# SDK v1's properties are the params under this prefix: every run also gets its script's
+# arguments as params (``--kernel linear``: ``kernel``), and MLflow never lets a param change,
+# so a property ``kernel`` must not be the param ``kernel``. An option name has no "/"
+# (``presentation.params_from_args``), so the two can never meet.
+PROPERTY_PARAM_PREFIX = "properties/"
 PARENT_TAG = "mlflow.parentRunId"  # MLflow's own: the UI nests a run under this one
 LEGACY_RUN_KEY_TAG = "azml.run_key"
 

@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from types import SimpleNamespace
 
 from .records import (ARGUMENTS_TAG, LEGACY_NAME_TAG_PREFIX, LEGACY_TAGS, NAME_TAG_PREFIX,
-                      PARENT_TAG, SCRIPT_TAG, WORKDIR_TAG)
+                      PARENT_TAG, PROPERTY_PARAM_PREFIX, SCRIPT_TAG, WORKDIR_TAG)
 from .tables import table_paths
 
 RUN_FIELDS = ("run_id", "run_number", "name", "script_name", "status", "created_utc",
@@ -75,6 +75,18 @@ def values(run) -> dict:
     return dict(sorted(named.items()))
 
 
+def split_params(run) -> tuple[dict, dict]:
+    """``(params, properties)``: the run's params (its arguments', the script's own MLflow
+    params), and SDK v1's properties (the ``properties/`` params) by their original names."""
+    tags, params, properties = run.data.tags, {}, {}
+    for key, value in run.data.params.items():
+        if key.startswith(PROPERTY_PARAM_PREFIX):
+            properties[original_name(tags, key[len(PROPERTY_PARAM_PREFIX):])] = value
+        else:
+            params[key] = value
+    return dict(sorted(params.items())), dict(sorted(properties.items()))
+
+
 def fields(run, attachments=None) -> dict:
     info, tags = run.info, run.data.tags
     raw = our_tag(tags, ARGUMENTS_TAG)
@@ -87,6 +99,7 @@ def fields(run, attachments=None) -> dict:
     end = info.end_time if info.status != "RUNNING" else None
     # A nested run (SDK v1's child runs) names its parent; other runs carry no such field.
     parent = {"parent_run_id": tags[PARENT_TAG]} if tags.get(PARENT_TAG) else {}
+    params, properties = split_params(run)
     return {
         "run_id": info.run_id,
         "run_number": info.start_time,
@@ -100,7 +113,9 @@ def fields(run, attachments=None) -> dict:
         "experiment_id": info.experiment_id,
         "target": "local",
         "user_id": tags.get("mlflow.user") or info.user_id,
-        "properties": {"params": dict(sorted(run.data.params.items())), "arguments": arguments,
+        "properties": {"params": params, "arguments": arguments,
+                       # SDK v1's run.add_properties(), on the runs that added any
+                       **({"run_properties": properties} if properties else {}),
                        "working_dir": our_tag(tags, WORKDIR_TAG),
                        "artifact_uri": info.artifact_uri},
         "attachments": attachments,

@@ -18,7 +18,8 @@ from .dispatcher import Dispatcher, exit_message
 from .._redact import redact, redact_text
 from .journal import Journal, MemoryJournal, SpilledJournal
 from .keys import KeyMap
-from .outputs import UPLOAD_BAR_BYTES, scan, uploaded, warn_moved, warn_skipped
+from .livelogs import LiveLogs
+from .outputs import LOGS_DIR, UPLOAD_BAR_BYTES, scan, uploaded, warn_moved, warn_skipped
 from .progress import Progress, shown
 from .sender import ForkGate, RunReady, Sender
 from .tables import Tables
@@ -91,6 +92,7 @@ class Session:
     """Everything a logger needs; shared by every logger (every face) of the process."""
 
     main = True  # this process delivers (a worker, ``WorkerSession``, leaves it to its parent)
+    live_logs: LiveLogs | None = None  # ``./logs`` sent while the run runs (``watch_logs``)
 
     def __init__(self, settings: Settings, spec: RunSpec, parent: "Session | None" = None) -> None:
         self.settings = settings
@@ -149,6 +151,15 @@ class Session:
             attempt += 1
         self.spec.tags[PARENT_TAG] = self.parent.run.run_id
         self.dispatcher.journal.set_meta(tags=self.spec.tags)
+
+    def watch_logs(self) -> None:
+        """Upload ``./logs`` as ``logs/...`` while the run runs, and at its end (SDK v1 did;
+        Workbench did not, so only the SDK v1 face asks for it). Once, by the process's run."""
+        if self.live_logs is None and self.main and self.parent is None \
+                and self.settings.upload_outputs:
+            self.live_logs = LiveLogs(os.path.join(self.settings.cwd, LOGS_DIR), self.dispatcher,
+                                      self.settings.max_output_bytes,
+                                      self.spec.start_time_ms or process_start_ms()).start()
 
     def dispatcher_put(self, *record):
         """``dispatcher.put``, for parts made before the dispatcher (the tables)."""
@@ -274,14 +285,16 @@ class Session:
 
     # -- end of run ----------------------------------------------------------------------------
     def end(self) -> list:
-        """Queue the end of the run without waiting: the faces' buffers, ``outputs/``, the end
-        record (if we started the run), and the end of nested runs still open (with this
-        run's status). Once; ``close()`` calls it too. The ``(handle, path, size)`` of each
-        ``outputs/`` file queued."""
+        """Queue the end of the run without waiting: the faces' buffers, ``logs/`` (if
+        watched), ``outputs/``, the end record (if we started the run), and the end of nested
+        runs still open (with this run's status). Once; ``close()`` calls it too. The
+        ``(handle, path, size)`` of each ``outputs/`` file queued."""
         if self._ended:
             return []
         for flush in self.before_close:
             flush()
+        if self.live_logs is not None:
+            self.live_logs.finish()
         self._ended = True
         for child in self.nested_runs:
             if not child._ended:

@@ -104,6 +104,13 @@ def user_tags(tags: dict) -> dict:
             if not k.startswith("mlflow.")}
 
 
+def properties(run) -> dict:
+    """``get_properties()``: the properties added, by the names the script gave."""
+    from .._core.runs import split_params
+
+    return split_params(run)[1]
+
+
 def details(run, properties: dict) -> dict:
     """``get_details()``: the fields SDK v1 gave that have a meaning here."""
     from .._core.runs import _utc

@@ -21,12 +21,11 @@ import types
 from .._core import process as _process
 from .._exceptions import DeliveryTimeout
 from .._core.face import Face
-from .._core.outputs import scan, warn_skipped
 from .._core.paths import clean_artifact_path
-from .._core.environment import process_start_ms
 from .._core.presentation import RUN_NAME_TAG
-from .._core.records import (ARTIFACT, FAILED, FILE, FINISHED, KILLED, MAX_TAG_VALUE, METRIC,
-                             PARAM, SERIES, TAG, TEXT_METRIC_TAG_PREFIX)
+from .._core.records import (ARTIFACT, FAILED, FILE, FINISHED, KILLED, MAX_KEY, MAX_TAG_VALUE,
+                             METRIC, PARAM, PROPERTY_PARAM_PREFIX, SERIES, TAG,
+                             TEXT_METRIC_TAG_PREFIX)
 from .._core.values import POINT, classify, encode_text
 from . import readback
 from .unsupported import NotCovered, NotCoveredAttribute
@@ -82,7 +81,7 @@ class Run(Face):
         run._text_metrics: set[str] = set()  # keys whose TEXT_METRIC_TAG_PREFIX tag is queued
         if parent is None:
             _process.bind(run)  # the process's run: rebound after os.fork
-            run._session.before_close.append(run._upload_logs)
+            run._session.watch_logs()  # SDK v1 uploaded ./logs while the run ran
         else:
             run._bind(session)
         return run
@@ -311,19 +310,6 @@ class Run(Face):
                 self.upload_file(target.replace(os.sep, "/"), os.path.join(folder, file),
                                  datastore_name=datastore_name)
 
-    def _upload_logs(self) -> None:
-        """SDK v1 uploaded ``./logs`` too: its files this run wrote, as ``logs/...``, at the end
-        (queued with ``outputs/``)."""
-        session = self._session
-        settings = session.settings
-        if not (session.main and settings.upload_outputs):
-            return
-        files, skipped = scan(os.path.join(settings.cwd, "logs"), settings.max_output_bytes,
-                              since_ms=session.spec.start_time_ms or process_start_ms(), root="logs")
-        warn_skipped(skipped, settings.max_output_bytes)
-        for folder, path, _ in files:
-            self._put(FILE, folder, path)
-
     # -- tags and properties -------------------------------------------------------------------
     def tag(self, key, value=None) -> None:
         """The tag ``key`` (``value`` None: an empty tag, as SDK v1 showed a tag without one)."""
@@ -341,18 +327,26 @@ class Run(Face):
             raise UserErrorException(f"run.set_tags: tags must be a dict, got {type(tags).__name__}")
 
     def add_properties(self, properties) -> None:
-        """MLflow params; like SDK v1, a property cannot change once added."""
+        """The params ``properties/<name>`` (``PROPERTY_PARAM_PREFIX``: never one of the
+        script's arguments' params); like SDK v1, a property cannot change once added."""
         if not isinstance(properties, dict):
             raise UserErrorException(f"run.add_properties: properties must be a dict, got "
                                      f"{type(properties).__name__}")
-        items = {self._key(k): str(v) for k, v in properties.items()}
-        for key, value in items.items():
+        items = {}
+        for name, value in properties.items():
+            key = PROPERTY_PARAM_PREFIX + self._key(name)
+            if len(key) > MAX_KEY:
+                raise UserErrorException(
+                    f"run.add_properties: property name {name!r} is too long ({len(name)} "
+                    f"characters; MLflow keeps at most {MAX_KEY - len(PROPERTY_PARAM_PREFIX)})")
+            items[key] = (name, str(value))
+        for key, (name, value) in items.items():
             known = self._properties.get(key)
             if known is not None and known != value:
                 raise UserErrorException(
-                    f"run.add_properties: property {key!r} is already {known!r}; properties "
+                    f"run.add_properties: property {name!r} is already {known!r}; properties "
                     f"cannot be changed (new value {value!r})")
-        for key, value in items.items():
+        for key, (_, value) in items.items():
             if key not in self._properties:
                 self._properties[key] = value
                 self._put(PARAM, key, value)
@@ -481,8 +475,9 @@ class Run(Face):
                 readback.delete_tag(client, run_id, mapped)
 
     def get_properties(self) -> dict:
+        """The properties added (not the params of the script's arguments)."""
         client, run_id = self._delivered()
-        return dict(client.run(run_id).data.params)
+        return readback.properties(client.run(run_id))
 
     def get_status(self) -> str:
         client, run_id = self._delivered()
@@ -491,7 +486,7 @@ class Run(Face):
     def get_details(self) -> dict:
         client, run_id = self._delivered()
         run = client.run(run_id)
-        return readback.details(run, dict(run.data.params))
+        return readback.details(run, readback.properties(run))
 
     # -- the rest of SDK v1's Run: named, not covered ------------------------------------------
     def register_model(self, model_name, model_path=None, tags=None, properties=None,

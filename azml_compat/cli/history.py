@@ -65,9 +65,10 @@ def run_table(run: dict) -> Tables:
 
 def compare_table(rows: list[dict]) -> list:
     """One column per run (Run_1, Run_2, ...: knack capitalizes a header, which would change
-    a run id): its id, metrics, params, then duration and status."""
+    a run id): its id, metrics, params, SDK v1's properties, then duration and status."""
     names = metric_names(rows)
     params = sorted({p for r in rows for p in r["properties"]["params"]})
+    properties = sorted({p for r in rows for p in r["properties"].get("run_properties", {})})
 
     def line(label, values):
         return OrderedDict([("Field", label)] +
@@ -76,6 +77,8 @@ def compare_table(rows: list[dict]) -> list:
     body = [line("Run_id", [r["run_id"] for r in rows])]
     body += [line(n, [r.get(n) for r in rows]) for n in names]
     body += [line(f"param {p}", [r["properties"]["params"].get(p) for r in rows]) for p in params]
+    body += [line(f"property {p}", [r["properties"].get("run_properties", {}).get(p) for r in rows])
+             for p in properties]
     shown = ("duration", "status", "script_name", "start_time_utc") + (
         ("parent_run_id",) if any(r.get("parent_run_id") for r in rows) else ())
     body += [line(k.capitalize(), [r.get(k) for r in rows]) for k in shown]

@@ -416,7 +416,9 @@ class SqliteStore(LazyClient, MlflowStore):
         def copy(fh) -> None:
             import shutil
 
-            with open_source(local_path) as source:
+            # With the record's folder: a link in outputs/ (or logs/) swapped after the scan
+            # to lead out of the project is refused here too.
+            with open_source(local_path, artifact_dir) as source:
                 shutil.copyfileobj(source, fh, 1024 * 1024)
 
         if not self._stage(run_id, path, copy):
