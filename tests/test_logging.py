@@ -137,8 +137,8 @@ def test_names_mlflow_rejects_are_mapped_and_the_original_kept(store, make_logge
     logger.log(long_name, 4)
     run = persisted(store, logger)
     metrics, tags = run.data.metrics, run.data.tags
-    assert metrics["accuracy ___"] == 91.0
-    assert tags[NAME_TAG_PREFIX + "accuracy ___"] == "accuracy (%)"
+    assert metrics["accuracy _pct_"] == 91.0
+    assert tags[NAME_TAG_PREFIX + "accuracy _pct_"] == "accuracy (%)"
     assert metrics["a_b"] == 1.0
     other = [k for k in metrics if k.startswith("a_b-")]
     assert len(other) == 1 and metrics[other[0]] == 2.0 and tags[NAME_TAG_PREFIX + other[0]] == "a;b"

@@ -123,7 +123,7 @@ def _shows_the_run(page, url: str, run, proc, printed: str, tmp_path, save: bool
     page.goto(f"{url}/#/experiments/{experiment}/runs/{run_id}/model-metrics"
               "?workflowType=machine_learning")
     page.get_by_text("Loss curve").first.wait_for()
-    page.get_by_text("accuracy ___").first.wait_for()
+    page.get_by_text("accuracy _pct_").first.wait_for()
     # Drawn, not still loading: plotly puts each series' line in a path.js-line.
     page.locator(".js-plotly-plot path.js-line").first.wait_for()
     page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 3")
