@@ -17,9 +17,10 @@ trailing ``/``). Workbench accepted any string, so names MLflow would reject are
    ``-`` + hash suffix.
 
 A name that is already valid is used unchanged. Runs logged before the readable words of step
-1 (each refused character was ``_``: ``accuracy ___``) keep the keys they have. For each mapped key the run carries the tag
-``mlflow.azml.name.<key>`` holding the original name (``azml.name.<key>`` on runs written
-by earlier versions: still read), which is what the ``azml`` CLI shows; the run's description lists them.
+1 (each refused character was ``_``: ``accuracy ___``) keep the keys they have. For each
+mapped key the run carries the tag ``mlflow.azml.name.<key>`` holding the original name
+(``azml.name.<key>`` on runs written by earlier versions: still read), which is what the
+``azml`` CLI shows; the run's description lists them.
 """
 from __future__ import annotations
 
