@@ -9,6 +9,7 @@ import textwrap
 from test_ui_browser import TIMEOUT_MS, _save, browser_page  # noqa: F401 - fixture
 
 SCRIPT = textwrap.dedent("""
+    import pandas as pd
     from azureml.logging import get_azureml_logger
     logger = get_azureml_logger()
     logger.log("accuracy (%)", 93.5)
@@ -17,6 +18,7 @@ SCRIPT = textwrap.dedent("""
     logger.log("c\\\\d`e*f*", 2.0)
     logger.log("p\\\\q", 3.0)
     logger.log("Loss curve", [1.0 / (i + 1) for i in range(20)])
+    logger.log("confusion", pd.DataFrame({"cat": [5, 1], "dog": [2, 7]}, index=["cat", "dog"]))
 """)
 
 
@@ -46,3 +48,21 @@ def test_the_rename_list_is_a_table_of_readable_keys(server_store, browser_page,
     # The metrics table of the run's page lists the readable keys.
     page.get_by_role("link", name="accuracy _pct_").first.wait_for()
     _save(page, tmp_path, "ui-run-renamed-keys.png")
+
+
+def test_a_dataframe_is_an_mlflow_table_in_the_ui(server_store, browser_page, tmp_path):
+    server_store.run_script(SCRIPT, "0.01")
+    run = server_store.only_run()
+    page = browser_page
+    page.goto(f"{server_store.uri}/#/experiments/{run.info.experiment_id}/runs/"
+              f"{run.info.run_id}/artifacts/metrics/confusion.json?workflowType=machine_learning")
+    # MLflow's own table view of a logged table (not the JSON text): a grid with the
+    # DataFrame's columns, the row labels first, and its cells.
+    grid = page.get_by_role("table").filter(has_text="dog").last
+    grid.wait_for()
+    headers = [h.strip() for h in grid.get_by_role("columnheader").all_inner_texts()]
+    assert headers[:3] == ["index", "cat", "dog"], headers
+    cells = [c.strip() for c in grid.get_by_role("cell").all_inner_texts()]
+    assert cells[:6] == ["cat", "5", "2", "dog", "1", "7"], cells
+    assert page.get_by_text('"columns"').count() == 0  # not shown as raw JSON
+    _save(page, tmp_path, "ui-run-dataframe-table.png")
