@@ -167,3 +167,73 @@ def test_the_description_stops_growing_once_its_table_is_full():
     renamed = {f"name_{i:04d}": f"name ({i:04d})" for i in range(1000)}
     note = run_note("train.py", [], "/w", renamed)
     assert len(note) <= 8000 and note.rstrip().endswith("more (`azml history info`).")
+
+
+VIEW_SCRIPT = textwrap.dedent("""
+    import sys
+    from azureml.logging import get_azureml_logger
+    logger = get_azureml_logger()
+    for name in sys.argv[1:]:
+        logger.log(name, 1.0)
+    logger.log("Model", "text, not a column")
+""")
+
+
+def _view(store, experiment_id):
+    from azml_compat._core.view import VIEW_TAG
+
+    value = store.client.get_experiment(experiment_id).tags.get(VIEW_TAG)
+    return None if value is None else (json.loads(value), json.loads(json.loads(value)["state"]))
+
+
+def test_the_experiment_gets_a_runs_view_with_the_metrics_as_columns(store):
+    """MLflow's saved view of the runs table (the UI's "Views" menu, opened by the exit line's
+    link): a column per metric, sorted, first; each run adds its own, text values are none;
+    a view of someone else's is never touched."""
+    proc = store.run_script(VIEW_SCRIPT, "loss", "accuracy (%)", AZML_QUIET="0")
+    experiment_id = store.only_run().info.experiment_id
+    envelope, state = _view(store, experiment_id)
+    assert envelope["name"] == "Workbench: metrics first" and envelope["writtenBy"] == "azml-compat"
+    assert state["columnOrder"] == ["metrics.`accuracy _pct_`", "metrics.`loss`"]
+    assert state["selectedColumns"] == state["columnOrder"]
+    line = next(line for line in proc.stderr.splitlines() if "all runs: " in line)
+    assert line.endswith(f"/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+                         "&viewStateShareKey=azml-workbench"), line
+
+    mine = json.dumps({"name": "mine", "createdAt": 1, "state": '{"selectedColumns": []}'})
+    store.client.set_experiment_tag(experiment_id, "mlflow.sharedViewState.mine", mine)
+    store.run_script(VIEW_SCRIPT, "val loss", "loss")
+    _, state = _view(store, experiment_id)
+    assert state["columnOrder"] == ["metrics.`accuracy _pct_`", "metrics.`loss`",
+                                    "metrics.`val loss`"]
+    tags = store.client.get_experiment(experiment_id).tags
+    assert tags["mlflow.sharedViewState.mine"] == mine
+
+    # Saved by a person in the UI (it writes only the envelope's own fields): theirs now.
+    theirs = json.dumps({"name": "edited", "createdAt": 1, "updatedAt": 2,
+                         "state": '{"selectedColumns": ["metrics.`loss`"]}'})
+    store.client.set_experiment_tag(experiment_id, "mlflow.sharedViewState.azml-workbench",
+                                    theirs)
+    store.run_script(VIEW_SCRIPT, "f1")
+    assert store.client.get_experiment(experiment_id).tags[
+        "mlflow.sharedViewState.azml-workbench"] == theirs
+
+
+def test_runs_ending_together_all_get_their_columns_in_the_view(store):
+    """A sweep: processes side by side, each with its own metrics, write the one view; none
+    loses another's columns (SQLite: one transaction; a server: written, read back, again)."""
+    import subprocess
+    import sys
+
+    store.run_script(VIEW_SCRIPT)  # the store and experiment made; no metric, no view yet
+    experiment_id = store.only_run().info.experiment_id
+    assert _view(store, experiment_id) is None
+    names = [f"metric {i}" for i in range(4)]
+    script = store.write_script(VIEW_SCRIPT)
+    procs = [subprocess.Popen([sys.executable, str(script), name], cwd=store.workdir,
+                              env=store.env(), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL) for name in names]
+    for proc in procs:
+        assert proc.wait(timeout=180) == 0
+    _, state = _view(store, experiment_id)
+    assert state["columnOrder"] == [f"metrics.`{name}`" for name in names]

@@ -105,7 +105,8 @@ def _shows_the_run(page, url: str, run, proc, printed: str, tmp_path, save: bool
 
     # The link printed at exit: the run's page with its description.
     (link,) = [word.replace(printed, url) for line in proc.stderr.splitlines()
-               if "/#/experiments/" in line for word in line.split() if word.startswith(printed)]
+               if "/#/experiments/" in line for word in line.split()
+               if word.startswith(printed) and f"/runs/{run_id}" in word]
     page.set_viewport_size({"width": 1440, "height": 1500})  # the whole overview
     page.goto(link)
     page.get_by_text("Workbench run of").first.wait_for()

@@ -66,3 +66,34 @@ def test_a_dataframe_is_an_mlflow_table_in_the_ui(server_store, browser_page, tm
     assert cells[:6] == ["cat", "5", "2", "dog", "1", "7"], cells
     assert page.get_by_text('"columns"').count() == 0  # not shown as raw JSON
     _save(page, tmp_path, "ui-run-dataframe-table.png")
+
+
+def test_the_runs_table_shows_the_metrics_as_columns_first(server_store, browser_page, tmp_path):
+    """The link each run prints opens the experiment's runs in the view the runs wrote: one
+    column per metric, before MLflow's own (Workbench's history list had them first)."""
+    server_store.run_script(SCRIPT, "0.01")
+    proc = server_store.run_script(SCRIPT, "0.02", AZML_QUIET="0")
+    (link,) = [word for line in proc.stderr.splitlines() if "all runs: " in line
+               for word in line.split() if "viewStateShareKey=" in word]
+    page = browser_page
+    page.goto(link)
+    page.get_by_text("train.py 0.02").first.wait_for()
+    page.get_by_role("columnheader", name="accuracy _pct_").first.wait_for()
+    headers = []
+    for text in page.get_by_role("columnheader").all_inner_texts():
+        if text.strip() and text.strip() not in headers:
+            headers.append(text.strip())
+    # Right after the run's name and start, sorted as the UI sorts; MLflow's Duration is
+    # put before them or after (the view's column order is applied only when it arrives
+    # before the grid is drawn), no other column is chosen.
+    metrics = ["Loss curve", "a_b", "accuracy _pct_", "c_d_e_f_", "p_q", "top_at_5"]
+    assert [h for h in headers if h not in ("Metrics", "Duration")] == [
+        "Run Name", "Created", *metrics], headers
+    # Each run's values in its row (both runs logged the same numbers).
+    # (The grid draws a row in parts, the pinned name apart: the parts share the row's id.)
+    row_id = page.get_by_role("row").filter(has_text="train.py 0.02").first.get_attribute(
+        "row-id")
+    cells = [c.strip() for c in page.locator(f'[role="row"][row-id="{row_id}"] '
+                                             '[role="gridcell"]').all_inner_texts()]
+    assert "93.5" in cells and "0.99" in cells, cells
+    _save(page, tmp_path, "ui-experiment-runs-metrics.png")

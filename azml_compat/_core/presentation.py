@@ -124,23 +124,31 @@ UI_PORT = 5000  # `mlflow ui`'s default port
 UI_COMMAND = "python -m mlflow ui"
 
 
-def where_line(tracking_uri: str, experiment_id: str | None, run_id: str) -> str:
+def where_line(tracking_uri: str, experiment_id: str | None, run_id: str,
+               view: bool = False) -> str:
     """The one line a finished run prints: its page on a tracking server, or the command that
-    serves a local store and the page it then has. No credentials: the user part of the URI is
-    dropped from the link and redacted in the command."""
+    serves a local store and the page it then has; then the experiment's runs table, in the
+    Workbench view (``_view``: metrics as columns) when ``view`` (it was saved). No
+    credentials: the user part of the URI is dropped from the link and redacted in the
+    command."""
     import shlex
     from urllib.parse import urlsplit, urlunsplit
 
     from .._config import redact
+    from .view import VIEW_QUERY
 
     # Without workflowType the MLflow 3.17 UI shows the run under its GenAI view ("Evaluation
     # runs", GenAI sidebar): the browser's last choice, default GenAI.
     page = (f"#/experiments/{experiment_id}/runs/{run_id}?workflowType=machine_learning"
             if experiment_id else f"#/runs/{run_id}")
+    # Apart by spaces: a terminal takes a ";" or ")" touching a link as part of it.
+    runs = (f" | all runs: {{base}}/#/experiments/{experiment_id}/runs?workflowType="
+            f"machine_learning{'&' + VIEW_QUERY if view else ''}" if experiment_id else "")
     parts = urlsplit(tracking_uri)
     if parts.scheme in ("http", "https"):
         host = parts.netloc.rsplit("@", 1)[-1]
         base = urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))
-        return f"run {run_id}: {base}/{page}"
+        return f"run {run_id}: {base}/{page}" + runs.format(base=base)
+    base = f"http://127.0.0.1:{UI_PORT}"
     return (f"run {run_id}: see it with `{UI_COMMAND} --backend-store-uri "
-            f"{shlex.quote(redact(tracking_uri))}`, then http://127.0.0.1:{UI_PORT}/{page}")
+            f"{shlex.quote(redact(tracking_uri))}`, then {base}/{page}" + runs.format(base=base))

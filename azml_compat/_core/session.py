@@ -390,7 +390,8 @@ class Session:
         # At WARNING, the level `azml` commands show by default (as az): `azml submit` says it
         # too; --only-show-errors or the azml logger at ERROR hide it. Redacted by the filter.
         log.warning("%s", where_line(self.spec.tracking_uri,
-                                     getattr(store, "experiment_id", None), self.run.run_id))
+                                     getattr(store, "experiment_id", None), self.run.run_id,
+                                     view=self._sender is not None and self._sender.view_saved))
 
     def _wait(self, files, patience: float | None = None) -> bool:
         """Wait until everything is delivered; False when the store made no progress for
