@@ -237,3 +237,31 @@ def test_runs_ending_together_all_get_their_columns_in_the_view(store):
         assert proc.wait(timeout=180) == 0
     _, state = _view(store, experiment_id)
     assert state["columnOrder"] == [f"metrics.`{name}`" for name in names]
+
+
+def test_the_description_shows_logged_lists_and_dicts_within_its_room():
+    labels = [f"label {i}" for i in range(100_000)]
+    note = run_note("train.py", [], "/w", {}, {
+        "labels": ("list", labels, "metrics/labels.json"),
+        "params": ("dict", {"lr": 0.01, "a|b": "x`y"}, "metrics/params.json")})
+    assert "| `labels` | `label 0`, `label 1`, " in note
+    assert "99,9" not in note and " more: all in artifact `metrics/labels.json` |" in note
+    assert r'| `params` | `lr`: `0.01`, `a\|b`: \"x\`y\" |' in note
+    many = {f"list {i:03d}": ("list", ["x" * 500], f"metrics/list {i:03d}.json")
+            for i in range(100)}
+    note = run_note("train.py", [], "/w", {}, many)
+    assert len(note) <= 8000 and note.endswith("more (artifacts under `metrics/`, "
+                                               "`azml history info`).")
+
+
+def test_a_logged_list_of_str_and_dict_are_in_the_runs_description(store):
+    store.run_script("""
+        from azureml.logging import get_azureml_logger
+        logger = get_azureml_logger()
+        logger.log("labels", ["old"])
+        logger.log("labels", ["cat", "dog"])  # latest wins, as its artifact
+        logger.log("params", {"lr": 0.01})
+    """)
+    note = store.only_run().data.tags["mlflow.note.content"]
+    assert "| `labels` | `cat`, `dog` |" in note and "`old`" not in note
+    assert "| `params` | `lr`: `0.01` |" in note

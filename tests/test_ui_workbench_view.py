@@ -19,6 +19,9 @@ SCRIPT = textwrap.dedent("""
     logger.log("p\\\\q", 3.0)
     logger.log("Loss curve", [1.0 / (i + 1) for i in range(20)])
     logger.log("confusion", pd.DataFrame({"cat": [5, 1], "dog": [2, 7]}, index=["cat", "dog"]))
+    logger.log("labels (predicted)", ["cat", "dog", "cat"])
+    logger.log("params", {"lr": 0.01, "layers": [64, 32]})
+    logger.log("every label", [f"label {i}" for i in range(1000)])
 """)
 
 
@@ -44,7 +47,7 @@ def test_the_rename_list_is_a_table_of_readable_keys(server_store, browser_page,
     # One row per renamed name, its two cells apart; a "|" in a name stays in its cell.
     assert rows == {("accuracy (%)", "→", "accuracy _pct_"), ("top@5", "→", "top_at_5"),
                     ("a|b", "→", "a_b"), ("c\\d`e*f*", "→", "c_d_e_f_"),
-                    ("p\\q", "→", "p_q")}, rows
+                    ("p\\q", "→", "p_q"), ("labels (predicted)", "→", "labels _predicted_")}, rows
     # The metrics table of the run's page lists the readable keys.
     page.get_by_role("link", name="accuracy _pct_").first.wait_for()
     _save(page, tmp_path, "ui-run-renamed-keys.png")
@@ -97,3 +100,26 @@ def test_the_runs_table_shows_the_metrics_as_columns_first(server_store, browser
                                              '[role="gridcell"]').all_inner_texts()]
     assert "93.5" in cells and "0.99" in cells, cells
     _save(page, tmp_path, "ui-experiment-runs-metrics.png")
+
+
+def test_lists_and_dicts_are_readable_on_the_run_page(server_store, browser_page, tmp_path):
+    server_store.run_script(SCRIPT, "0.01")
+    run = server_store.only_run()
+    page = browser_page
+    page.set_viewport_size({"width": 1440, "height": 1400})
+    page.goto(_run_page(server_store.uri, run))
+    page.get_by_text("Workbench run of").first.wait_for()
+    page.get_by_text("Show more").first.click()
+    table = page.locator("table", has_text="Lists and dicts").or_(
+        page.locator("table", has=page.get_by_role("columnheader", name="items")))
+    table.first.wait_for()
+    rows = {}
+    for row in table.first.locator("tbody tr").all():
+        name, items = (c.strip() for c in row.locator("td").all_inner_texts())
+        rows[name] = items
+    assert rows["labels (predicted)"] == "cat, dog, cat", rows
+    assert rows["params"] == "lr: 0.01, layers: [64, 32]", rows
+    # A long list: what fits, then where all of it is (never cut without saying so).
+    assert rows["every label"].startswith("label 0, label 1, "), rows
+    assert rows["every label"].endswith("more: all in artifact metrics/every label.json"), rows
+    _save(page, tmp_path, "ui-run-logged-values.png")

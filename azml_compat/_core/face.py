@@ -57,7 +57,11 @@ class Face:
             type_name, content = payload
             document = {"name": name, "type": type_name, "timestamp": timestamp, "value": content}
             data = encode_text(json.dumps(document, ensure_ascii=False, allow_nan=False))
-            return self._put(ARTIFACT, f"metrics/{key}.json", data)
+            path = f"metrics/{key}.json"
+            handle = self._put(ARTIFACT, path, data)
+            if type_name in ("list", "dict"):  # readable on the run's page, not only as JSON
+                self._session.note_value(name, type_name, content, path)
+            return handle
         if kind == NOTHING:
             return DoneHandle()
         raise AssertionError(kind)

@@ -89,9 +89,37 @@ def _code(text: str) -> str:
     return "`" + text.replace("\n", " ").replace("|", "\\|") + "`"
 
 
-def run_note(script: str, args, cwd: str, renamed: dict) -> str:
-    """The run's description: what ran, where, and the names MLflow got in place of the
-    script's (``{key: original name}``), as Markdown within one tag value."""
+VALUE_SHOWN = 600  # characters of one logged value shown in the description, at most
+
+
+def _shown(kind: str, content, path: str) -> str:
+    """A list of str or a dict as one table cell: its items as code spans, as many as fit in
+    ``VALUE_SHOWN`` characters, then how many more and the artifact holding them all."""
+    import json
+
+    # Made lazily, only as far as shown: a list of a million labels costs what 600 chars do.
+    def clip(text: str) -> str:
+        return _code(text if len(text) <= VALUE_SHOWN else text[:VALUE_SHOWN] + "…")
+
+    items = ((clip(str(item)) for item in content) if kind == "list" else
+             (f"{clip(str(k))}: {clip(json.dumps(v, ensure_ascii=False))}"
+              for k, v in content.items()))
+    shown, used = [], 0
+    for item in items:
+        if used + len(item) > VALUE_SHOWN and shown:
+            break
+        shown.append(item)
+        used += len(item) + 2
+    text = ", ".join(shown) if shown else "(empty)"
+    if len(shown) < len(content):
+        text += f" … {len(content) - len(shown)} more: all in artifact {_code(path)}"
+    return text
+
+
+def run_note(script: str, args, cwd: str, renamed: dict, logged: dict | None = None) -> str:
+    """The run's description: what ran, where, the names MLflow got in place of the script's
+    (``{key: original name}``), and the lists of str and dicts the script logged (``{name:
+    (kind, value, artifact path)}``), as Markdown within one tag value."""
     lines = [
         f"Workbench run of {_code(os.path.basename(script))}, logged by azml-compat.",
         "",
@@ -112,6 +140,18 @@ def run_note(script: str, args, cwd: str, renamed: dict) -> str:
             row = f"| {_code(name)} | → | {_code(key)} |"
             if sum(len(line) + 1 for line in lines) + len(row) > MAX_NOTE - 80:
                 lines.append(f"\n... and {len(renamed) - index} more (`azml history info`).")
+                break
+            lines.append(row)
+    if logged:
+        # A dict or list of str is a JSON artifact, which the run's page does not show: its
+        # items here, in what room the tag has left (the artifact always has them all).
+        lines += ["", "Lists and dicts the script logged:", "", "| name | items |",
+                  "| --- | --- |"]
+        for index, (name, (kind, content, path)) in enumerate(sorted(logged.items())):
+            row = f"| {_code(name)} | {_shown(kind, content, path)} |"
+            if sum(len(line) + 1 for line in lines) + len(row) > MAX_NOTE - 80:
+                lines.append(f"\n... and {len(logged) - index} more (artifacts under "
+                             "`metrics/`, `azml history info`).")
                 break
             lines.append(row)
     return "\n".join(lines)

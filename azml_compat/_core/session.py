@@ -252,6 +252,12 @@ class Session:
             self._update_note()
         return key
 
+    def note_value(self, name: str, kind: str, content, path: str) -> None:
+        """A list of str or a dict was logged as ``path``: the description shows its items
+        (latest wins), for a run we describe."""
+        self.__dict__.setdefault("_logged", {})[name] = (kind, content, path)
+        self._update_note()
+
     def _update_note(self) -> None:
         """The run's description, with the table of renamed names as it stands now. Only for
         a run we describe (ours, or the one `azml submit` made for this script); a forked
@@ -266,7 +272,8 @@ class Session:
             args = []
         renamed = {key: name for name, key in self.keys.known.items() if key != name}
         note = run_note(spec.tags.get("mlflow.source.name", spec.tags.get(SCRIPT_TAG, "")),
-                        args, spec.tags.get(WORKDIR_TAG, ""), renamed)
+                        args, spec.tags.get(WORKDIR_TAG, ""), renamed,
+                        self.__dict__.get("_logged"))
         # Once the table fills the tag (~150 rows), it says "... and N more" and is not sent
         # again: a script with thousands of renamed names sends ~150 notes, not thousands.
         self._note_full = "more (`azml history info`)" in note
