@@ -62,6 +62,10 @@ FORK_QUIESCE_WAIT = 60.0
 # flush bound must not also be the time a working store has to answer.
 STARTUP_ALLOWANCE = 60.0
 
+# Seconds between descriptions sent for lists and dicts logged again and again (each is one
+# tag of up to 8,000 characters); the last is sent when the run ends.
+NOTE_INTERVAL = 1.0
+
 # -- the experiment's runs view (``_view``), written by the sender ----------------------------
 # Seconds between writes while a run keeps logging new metric names (each write is a read and
 # a write, and on a server a read or two more; the first comes with the first metrics, the

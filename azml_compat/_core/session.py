@@ -13,7 +13,7 @@ import time
 import uuid
 
 from .._config import Settings, absolute_uri
-from .._consts import CLOSE_TIMEOUT, HANDOFF_MEASURE
+from .._consts import CLOSE_TIMEOUT, HANDOFF_MEASURE, NOTE_INTERVAL
 from .dispatcher import Dispatcher, exit_message
 from .._redact import redact, redact_text
 from .journal import Journal, MemoryJournal, SpilledJournal
@@ -101,6 +101,7 @@ class Session:
         self.before_close: list = []  # called first in end(): faces' buffers go out
         self.tables = Tables(self.dispatcher_put)  # the run's tables (``_tables``)
         self.before_close.append(self.tables.close)
+        self.before_close.append(self._flush_note)
         self.nested_runs: list[Session] = []  # ended with this run, closed after it
         self._close_lock = threading.Lock()
         self.status = FINISHED
@@ -254,9 +255,21 @@ class Session:
 
     def note_value(self, name: str, kind: str, content, path: str) -> None:
         """A list of str or a dict was logged as ``path``: the description shows its items
-        (latest wins), for a run we describe."""
+        (latest wins), for a run we describe. Sent at most every ``NOTE_INTERVAL`` seconds
+        (a script logging a list in a loop would send an 8 KB tag a call), and at the end."""
         self.__dict__.setdefault("_logged", {})[name] = (kind, content, path)
+        now = time.monotonic()
+        if now - self.__dict__.get("_noted_at", -NOTE_INTERVAL) < NOTE_INTERVAL:
+            self._note_pending = True
+            return
+        self._noted_at = now
+        self._note_pending = False
         self._update_note()
+
+    def _flush_note(self) -> None:
+        if self.__dict__.get("_note_pending"):
+            self._note_pending = False
+            self._update_note()
 
     def _update_note(self) -> None:
         """The run's description, with the table of renamed names as it stands now. Only for
