@@ -57,20 +57,14 @@ def merged(current: str | None, keys, now_ms: int) -> str | None:
     new = [c for c in wanted if c not in shown][: max(0, MAX_COLUMNS - len(shown))]
     if current is not None and not new:
         return None
-    value = None
+    others = [c for c in selected if not c.startswith("metrics.")]
     while True:  # the columns that fit in one tag value, all of them if they do
         metrics = sorted(shown + new)
-        others = [c for c in selected if not c.startswith("metrics.")]
         view = {**state, "selectedColumns": metrics + others, "columnOrder": metrics}
-        candidate = json.dumps({**envelope, "updatedAt": now_ms, "writtenBy": WRITTEN_BY,
-                                "state": json.dumps(view, ensure_ascii=False)},
-                               ensure_ascii=False)
-        if len(candidate) <= MAX_VALUE:
-            value = candidate
-            break
+        value = json.dumps({**envelope, "updatedAt": now_ms, "writtenBy": WRITTEN_BY,
+                            "state": json.dumps(view, ensure_ascii=False)}, ensure_ascii=False)
+        if len(value) <= MAX_VALUE:
+            return value if new or current is None else None
         if not new:
-            break
+            return None
         new = new[: len(new) // 2]
-    if value is None or (current is not None and not new):
-        return None
-    return value
