@@ -62,5 +62,16 @@ FORK_QUIESCE_WAIT = 60.0
 # flush bound must not also be the time a working store has to answer.
 STARTUP_ALLOWANCE = 60.0
 
+# Seconds between descriptions sent for lists and dicts logged again and again (each is one
+# tag of up to 8,000 characters); the last is sent when the run ends.
+NOTE_INTERVAL = 1.0
+
+# -- the experiment's runs view (``_view``), written by the sender ----------------------------
+# Seconds between writes while a run keeps logging new metric names (each write is a read and
+# a write, and on a server a read or two more; the first comes with the first metrics, the
+# last before the run ends).
+VIEW_INTERVAL = 60.0
+VIEW_CHECKS = 4  # looks again after a write where another process may have written between
+
 # -- a tracking server (``_stores.rest``) ---------------------------------------------------------
 CREATE_LANDING = 4  # request timeouts a lost runs/create may take to land on the server

@@ -15,7 +15,11 @@ def test_valid_names_are_kept(name):
 
 
 @pytest.mark.parametrize("name, key", [
-    ("accuracy (%)", "accuracy ___"),
+    ("accuracy (%)", "accuracy _pct_"),
+    ("top@5", "top_at_5"),
+    ("f1[macro]", "f1_macro_"),
+    ("50%", "50_pct"),
+    ("a<=b", "a_lt_eq_b"),
     ("a,b", "a_b"),
     ("/abs", "_/abs"),
     ("dir/", "dir/_"),
@@ -25,7 +29,8 @@ def test_valid_names_are_kept(name):
     ("..", "_"),
     ("..0", "_.0"),
     ("tab\there", "tab_here"),
-    ("a+b=c@d#e", "a_b_c_d_e"),
+    ("a+b=c@d#e", "a_plus_b_eq_c_at_d_num_e"),
+    ("loss; val", "loss_ val"),
 ])
 def test_invalid_names_are_mapped(name, key):
     assert sanitize(name) == key

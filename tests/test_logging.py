@@ -3,6 +3,7 @@ import json
 import math
 import threading
 
+import mlflow
 import numpy as np
 import pandas as pd
 import pytest
@@ -90,7 +91,8 @@ def test_documents_become_json_artifacts(store, make_logger):
     logger = make_logger()
     logger.log("predictions", ["cat", "dog"])
     logger.log("params", {"lr": 0.1, "layers": [2, 3], "bad": float("nan")})
-    logger.log("table", pd.DataFrame({"x": [1, 2], "y": [0.5, None]}))
+    logger.log("table (%)", pd.DataFrame({"x": [1, 2], "y": [0.5, None]}))
+    logger.log("columns", {"a": [1, 2], "b": ["u", "v"]})
     logger.log("col", pd.Series([3, 4], name="c"))
     run = persisted(store, logger)
     run_id = run.info.run_id
@@ -98,9 +100,18 @@ def test_documents_become_json_artifacts(store, make_logger):
     assert doc["name"] == "predictions" and doc["type"] == "list" and doc["value"] == ["cat", "dog"]
     doc = json.loads(store.artifact_bytes(run_id, "metrics/params.json"))
     assert doc["value"] == {"lr": 0.1, "layers": [2, 3], "bad": None}
-    doc = json.loads(store.artifact_bytes(run_id, "metrics/table.json"))
-    assert doc["type"] == "DataFrame" and doc["value"]["columns"] == ["x", "y"]
-    assert doc["value"]["data"] == [[1, 0.5], [2, None]]
+    # A DataFrame and a dict of equal-length lists: MLflow tables, as its log_table writes
+    # them (the UI draws them, mlflow.load_table reads them).
+    assert json.loads(store.artifact_bytes(run_id, "metrics/table _pct_.json")) == {
+        "columns": ["x", "y"], "data": [[1, 0.5], [2, None]]}
+    assert json.loads(run.data.tags["mlflow.loggedArtifacts"]) == [
+        {"path": "metrics/table _pct_.json", "type": "table"},
+        {"path": "metrics/columns.json", "type": "table"}]
+    with pytest.MonkeyPatch.context() as patch:  # load_table reads the fluent API's store
+        patch.setenv("MLFLOW_TRACKING_URI", store.uri)
+        patch.setenv("MLFLOW_EXPERIMENT_ID", run.info.experiment_id)
+        loaded = mlflow.load_table("metrics/columns.json", run_ids=[run_id])
+    assert loaded["a"].tolist() == [1, 2] and loaded["b"].tolist() == ["u", "v"]
     doc = json.loads(store.artifact_bytes(run_id, "metrics/col.json"))
     assert doc["type"] == "Series" and doc["value"]["data"] == [3, 4]
     assert isinstance(doc["timestamp"], int)
@@ -137,8 +148,8 @@ def test_names_mlflow_rejects_are_mapped_and_the_original_kept(store, make_logge
     logger.log(long_name, 4)
     run = persisted(store, logger)
     metrics, tags = run.data.metrics, run.data.tags
-    assert metrics["accuracy ___"] == 91.0
-    assert tags[NAME_TAG_PREFIX + "accuracy ___"] == "accuracy (%)"
+    assert metrics["accuracy _pct_"] == 91.0
+    assert tags[NAME_TAG_PREFIX + "accuracy _pct_"] == "accuracy (%)"
     assert metrics["a_b"] == 1.0
     other = [k for k in metrics if k.startswith("a_b-")]
     assert len(other) == 1 and metrics[other[0]] == 2.0 and tags[NAME_TAG_PREFIX + other[0]] == "a;b"

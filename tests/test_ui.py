@@ -34,7 +34,7 @@ def test_run_is_named_after_its_script_with_arguments_as_params_and_a_descriptio
     note = run.data.tags["mlflow.note.content"]
     assert "`train.py`" in note and "`0.01 --epochs 3 --fast`" in note
     assert str(store.workdir) in note
-    assert "| `accuracy ___` | accuracy (%) |" in note
+    assert "| `accuracy (%)` | → | `accuracy _pct_` |" in note
     # The UI lists every tag not starting with "mlflow.": only the script's own strings.
     assert {k for k in run.data.tags if not k.startswith("mlflow.")} == {"Model"}
     assert run.data.tags[RUN_KEY_TAG]  # the run key is there for the CLI and `azml sync`
@@ -97,8 +97,9 @@ def test_arguments_become_params_by_position_and_by_option_name():
 
 
 def test_note_lists_renamed_names_and_survives_markdown_in_them():
-    note = run_note("train.py", ["a|b"], "/w", {"x_y": "x|y"})
-    assert "| `x_y` | x\\|y |" in note
+    note = run_note("train.py", ["a|b"], "/w", {"x_y": "x|y", "p_q": "p*q`"})
+    assert "| `x\\|y` | → | `x_y` |" in note  # in a code span only "|" is escaped
+    assert "| p\\*q\\` | → | `p_q` |" in note  # plain (it has a backquote): all escaped
     assert json.dumps(note)  # plain text, one tag value
 
 
@@ -158,7 +159,7 @@ def test_a_submitted_run_is_named_described_and_says_where_it_is(sqlite_cli):
     run = sqlite_cli.store.only_run()
     assert run.info.run_name == "train.py --lr 0.1" and run.data.params == {"lr": "0.1"}
     # the script's own logger (attached to the submitted run) adds its renamed names
-    assert "| `accuracy ___` | accuracy (%) |" in run.data.tags["mlflow.note.content"]
+    assert "| `accuracy (%)` | → | `accuracy _pct_` |" in run.data.tags["mlflow.note.content"]
     assert proc.stderr.decode().count(f"/runs/{run.info.run_id}?") == 1, proc.stderr
 
 
@@ -166,3 +167,101 @@ def test_the_description_stops_growing_once_its_table_is_full():
     renamed = {f"name_{i:04d}": f"name ({i:04d})" for i in range(1000)}
     note = run_note("train.py", [], "/w", renamed)
     assert len(note) <= 8000 and note.rstrip().endswith("more (`azml history info`).")
+
+
+VIEW_SCRIPT = textwrap.dedent("""
+    import sys
+    from azureml.logging import get_azureml_logger
+    logger = get_azureml_logger()
+    for name in sys.argv[1:]:
+        logger.log(name, 1.0)
+    logger.log("Model", "text, not a column")
+""")
+
+
+def _view(store, experiment_id):
+    from azml_compat._core.view import VIEW_TAG
+
+    value = store.client.get_experiment(experiment_id).tags.get(VIEW_TAG)
+    return None if value is None else (json.loads(value), json.loads(json.loads(value)["state"]))
+
+
+def test_the_experiment_gets_a_runs_view_with_the_metrics_as_columns(store):
+    """MLflow's saved view of the runs table (the UI's "Views" menu, opened by the exit line's
+    link): a column per metric, sorted, first; each run adds its own, text values are none;
+    a view of someone else's is never touched."""
+    proc = store.run_script(VIEW_SCRIPT, "loss", "accuracy (%)", AZML_QUIET="0")
+    experiment_id = store.only_run().info.experiment_id
+    envelope, state = _view(store, experiment_id)
+    assert envelope["name"] == "Workbench: metrics first" and envelope["writtenBy"] == "azml-compat"
+    assert state["columnOrder"] == ["metrics.`accuracy _pct_`", "metrics.`loss`"]
+    assert state["selectedColumns"] == state["columnOrder"]
+    line = next(line for line in proc.stderr.splitlines() if "all runs: " in line)
+    assert line.endswith(f"/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+                         "&viewStateShareKey=azml-workbench"), line
+
+    mine = json.dumps({"name": "mine", "createdAt": 1, "state": '{"selectedColumns": []}'})
+    store.client.set_experiment_tag(experiment_id, "mlflow.sharedViewState.mine", mine)
+    store.run_script(VIEW_SCRIPT, "val loss", "loss")
+    _, state = _view(store, experiment_id)
+    assert state["columnOrder"] == ["metrics.`accuracy _pct_`", "metrics.`loss`",
+                                    "metrics.`val loss`"]
+    tags = store.client.get_experiment(experiment_id).tags
+    assert tags["mlflow.sharedViewState.mine"] == mine
+
+    # Saved by a person in the UI (it writes only the envelope's own fields): theirs now.
+    theirs = json.dumps({"name": "edited", "createdAt": 1, "updatedAt": 2,
+                         "state": '{"selectedColumns": ["metrics.`loss`"]}'})
+    store.client.set_experiment_tag(experiment_id, "mlflow.sharedViewState.azml-workbench",
+                                    theirs)
+    store.run_script(VIEW_SCRIPT, "f1")
+    assert store.client.get_experiment(experiment_id).tags[
+        "mlflow.sharedViewState.azml-workbench"] == theirs
+
+
+def test_runs_ending_together_all_get_their_columns_in_the_view(store):
+    """A sweep: processes side by side, each with its own metrics, write the one view; none
+    loses another's columns (SQLite: one transaction; a server: written, read back, again)."""
+    import subprocess
+    import sys
+
+    store.run_script(VIEW_SCRIPT)  # the store and experiment made; no metric, no view yet
+    experiment_id = store.only_run().info.experiment_id
+    assert _view(store, experiment_id) is None
+    names = [f"metric {i}" for i in range(4)]
+    script = store.write_script(VIEW_SCRIPT)
+    procs = [subprocess.Popen([sys.executable, str(script), name], cwd=store.workdir,
+                              env=store.env(), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL) for name in names]
+    for proc in procs:
+        assert proc.wait(timeout=180) == 0
+    _, state = _view(store, experiment_id)
+    assert state["columnOrder"] == [f"metrics.`{name}`" for name in names]
+
+
+def test_the_description_shows_logged_lists_and_dicts_within_its_room():
+    labels = [f"label {i}" for i in range(100_000)]
+    note = run_note("train.py", [], "/w", {}, {
+        "labels": ("list", labels, "metrics/labels.json"),
+        "params": ("dict", {"lr": 0.01, "a|b": "x`y"}, "metrics/params.json")})
+    assert "| `labels` | `label 0`, `label 1`, " in note
+    assert "99,9" not in note and " more: all in artifact `metrics/labels.json` |" in note
+    assert r'| `params` | `lr`: `0.01`, `a\|b`: \"x\`y\" |' in note
+    many = {f"list {i:03d}": ("list", ["x" * 500], f"metrics/list {i:03d}.json")
+            for i in range(100)}
+    note = run_note("train.py", [], "/w", {}, many)
+    assert len(note) <= 8000 and note.endswith("more (artifacts under `metrics/`, "
+                                               "`azml history info`).")
+
+
+def test_a_logged_list_of_str_and_dict_are_in_the_runs_description(store):
+    store.run_script("""
+        from azureml.logging import get_azureml_logger
+        logger = get_azureml_logger()
+        logger.log("labels", ["old"])
+        logger.log("labels", ["cat", "dog"])  # latest wins, as its artifact
+        logger.log("params", {"lr": 0.01})
+    """)
+    note = store.only_run().data.tags["mlflow.note.content"]
+    assert "| `labels` | `cat`, `dog` |" in note and "`old`" not in note
+    assert "| `params` | `lr`: `0.01` |" in note

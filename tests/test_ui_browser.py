@@ -105,7 +105,8 @@ def _shows_the_run(page, url: str, run, proc, printed: str, tmp_path, save: bool
 
     # The link printed at exit: the run's page with its description.
     (link,) = [word.replace(printed, url) for line in proc.stderr.splitlines()
-               if "/#/experiments/" in line for word in line.split() if word.startswith(printed)]
+               if "/#/experiments/" in line for word in line.split()
+               if word.startswith(printed) and f"/runs/{run_id}" in word]
     page.set_viewport_size({"width": 1440, "height": 1500})  # the whole overview
     page.goto(link)
     page.get_by_text("Workbench run of").first.wait_for()
@@ -123,7 +124,7 @@ def _shows_the_run(page, url: str, run, proc, printed: str, tmp_path, save: bool
     page.goto(f"{url}/#/experiments/{experiment}/runs/{run_id}/model-metrics"
               "?workflowType=machine_learning")
     page.get_by_text("Loss curve").first.wait_for()
-    page.get_by_text("accuracy ___").first.wait_for()
+    page.get_by_text("accuracy _pct_").first.wait_for()
     # Drawn, not still loading: plotly puts each series' line in a path.js-line.
     page.locator(".js-plotly-plot path.js-line").first.wait_for()
     page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 3")

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from azml_compat._core.values import DOCUMENT, NOTHING, POINT, SERIES, TEXT, classify
+from azml_compat._core.values import DOCUMENT, NOTHING, POINT, SERIES, TABLE, TEXT, classify
 
 
 @pytest.mark.parametrize("value, expected", [
@@ -68,10 +68,27 @@ def test_documents():
     kind, (typ, content) = classify("m", {"a": 1, "b": [np.float32(0.5), float("nan")], 3: None})
     assert kind == DOCUMENT and typ == "dict"
     assert content == {"a": 1, "b": [0.5, None], "3": None}
-    kind, (typ, content) = classify("m", pd.DataFrame({"x": [1, 2], "y": ["a", "b"]}))
-    assert typ == "DataFrame" and content["columns"] == ["x", "y"] and content["data"] == [[1, "a"], [2, "b"]]
+    # A dict that is not a table (a scalar, ragged or nested columns) stays a document.
+    assert classify("m", {"a": [1, 2], "b": [3]})[0] == DOCUMENT
+    assert classify("m", {"a": [[1], [2]]})[0] == DOCUMENT
+    assert classify("m", {"a": []})[0] == DOCUMENT
     kind, (typ, content) = classify("m", pd.Series([1.5, 2.5], name="s"))
     assert typ == "Series" and content["data"] == [1.5, 2.5] and content["name"] == "s"
+
+
+def test_tables():
+    """A DataFrame and a dict of equal-length lists of scalars are MLflow tables: columns and
+    rows as pandas' ``orient="split"`` without the index."""
+    assert classify("m", pd.DataFrame({"x": [1, 2], "y": ["a", None]})) == (
+        TABLE, (["x", "y"], [[1, "a"], [2, None]]))
+    assert classify("m", {"x": [1, np.float32(0.5)], "y": ("a", float("nan"))}) == (
+        TABLE, (["x", "y"], [[1, "a"], [0.5, None]]))
+    # Row labels (a confusion matrix's) are a column, not lost with the index.
+    frame = pd.DataFrame({"cat": [5, 1], "dog": [2, 7]}, index=["cat", "dog"])
+    assert classify("m", frame) == (TABLE, (["index", "cat", "dog"],
+                                            [["cat", 5, 2], ["dog", 1, 7]]))
+    frame.index.name = "true"
+    assert classify("m", frame)[1][0] == ["true", "cat", "dog"]
 
 
 @pytest.mark.parametrize("value", [[], (), np.array([])])

@@ -224,11 +224,12 @@ def test_documents_in_history_info(cli):
     for info in (cli.json("history", "info", "-r", run_id), cli.json("history", "last")):
         assert info["params"] == {"lr": 0.01, "layers": [64, 32]}
         assert info["labels (predicted)"] == ["cat", "dog", "cat"]
-        assert info["confusion"] == {"columns": ["cat", "dog"], "index": ["cat", "dog"],
-                                     "data": [[5, 2], [1, 7]]}
+        # A DataFrame is an MLflow table: shown as its file, the row labels a column.
+        assert info["confusion"] == {"columns": ["index", "cat", "dog"],
+                                     "data": [["cat", 5, 2], ["dog", 1, 7]]}
         assert info["accuracy"] == 0.75
         big = info["big"]
-        assert isinstance(big, str) and big.startswith('DataFrame {"columns":["x"]'), big
+        assert isinstance(big, str) and big.startswith('table {"columns":["x"]'), big
         assert "artifact metrics/big.json" in big and len(big) < 200
         assert "metrics/big.json" in info["attachments"].split(", ")
     table = cli("history", "info", "-r", run_id, "-o", "table").stdout

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 
 from .dispatcher import DoneHandle
 from .records import ARTIFACT, MAX_TAG_VALUE, METRIC, SERIES, TAG
-from .values import DOCUMENT, NOTHING, POINT, SERIES as SERIES_VALUE, TEXT, classify, encode_text
+from .values import (DOCUMENT, NOTHING, POINT, SERIES as SERIES_VALUE, TABLE, TEXT, classify,
+                     encode_text)
 
 if TYPE_CHECKING:
     from .dispatcher import Handle
@@ -33,7 +34,8 @@ class Face:
 
     def _record(self, name: str, key: str, value) -> "Handle":
         """What a value that is not a plain number becomes, for both faces: a metric point, a
-        stepped metric, a tag (a text too long for one also a file) or a JSON document."""
+        stepped metric, a tag (a text too long for one also a file), a table or a JSON
+        document."""
         timestamp = _time_ns() // 1_000_000  # taken before the (possibly slow) conversion
         kind, payload = classify(name, value)
         if kind == POINT:
@@ -48,11 +50,18 @@ class Face:
                 note = f"... [truncated; full text in artifact {path}]"
                 payload = payload[: MAX_TAG_VALUE - len(note)] + note
             return self._put(TAG, key, payload)
+        if kind == TABLE:  # MLflow's own table: the UI draws it, mlflow.load_table reads it
+            columns, rows = payload
+            return self._session.tables.snapshot(f"metrics/{key}", columns, rows)
         if kind == DOCUMENT:
             type_name, content = payload
             document = {"name": name, "type": type_name, "timestamp": timestamp, "value": content}
             data = encode_text(json.dumps(document, ensure_ascii=False, allow_nan=False))
-            return self._put(ARTIFACT, f"metrics/{key}.json", data)
+            path = f"metrics/{key}.json"
+            handle = self._put(ARTIFACT, path, data)
+            if type_name in ("list", "dict"):  # readable on the run's page, not only as JSON
+                self._session.note_value(name, type_name, content, path)
+            return handle
         if kind == NOTHING:
             return DoneHandle()
         raise AssertionError(kind)

@@ -71,18 +71,55 @@ def params_from_args(args) -> dict:
     return params
 
 
+_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation character
+
+
 def _cell(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+    """Plain text in a table cell: every ASCII punctuation character backslash-escaped (what
+    CommonMark allows), so no ``*``, ``_``, backquote or ``|`` of a name is read as Markdown."""
+    return _PUNCTUATION.sub(r"\\\1", text.replace("\n", " "))
 
 
 def _code(text: str) -> str:
-    """An inline code span, unless the text has a backquote (then plain, escaped)."""
-    return f"`{_cell(text)}`" if "`" not in text else _cell(text)
+    """An inline code span, unless the text has a backquote (then plain, escaped). Inside a
+    code span only ``|`` is escaped: GFM splits a row's cells before reading the spans, and a
+    span shows every other character as it is."""
+    if "`" in text:
+        return _cell(text)
+    return "`" + text.replace("\n", " ").replace("|", "\\|") + "`"
 
 
-def run_note(script: str, args, cwd: str, renamed: dict) -> str:
-    """The run's description: what ran, where, and the names MLflow got in place of the
-    script's (``{key: original name}``), as Markdown within one tag value."""
+VALUE_SHOWN = 600  # characters of one logged value shown in the description, at most
+
+
+def _shown(kind: str, content, path: str) -> str:
+    """A list of str or a dict as one table cell: its items as code spans, as many as fit in
+    ``VALUE_SHOWN`` characters, then how many more and the artifact holding them all."""
+    import json
+
+    # Made lazily, only as far as shown: a list of a million labels costs what 600 chars do.
+    def clip(text: str) -> str:
+        return _code(text if len(text) <= VALUE_SHOWN else text[:VALUE_SHOWN] + "…")
+
+    items = ((clip(str(item)) for item in content) if kind == "list" else
+             (f"{clip(str(k))}: {clip(json.dumps(v, ensure_ascii=False))}"
+              for k, v in content.items()))
+    shown, used = [], 0
+    for item in items:
+        if used + len(item) > VALUE_SHOWN and shown:
+            break
+        shown.append(item)
+        used += len(item) + 2
+    text = ", ".join(shown) if shown else "(empty)"
+    if len(shown) < len(content):
+        text += f" … {len(content) - len(shown)} more: all in artifact {_code(path)}"
+    return text
+
+
+def run_note(script: str, args, cwd: str, renamed: dict, logged: dict | None = None) -> str:
+    """The run's description: what ran, where, the names MLflow got in place of the script's
+    (``{key: original name}``), and the lists of str and dicts the script logged (``{name:
+    (kind, value, artifact path)}``), as Markdown within one tag value."""
     lines = [
         f"Workbench run of {_code(os.path.basename(script))}, logged by azml-compat.",
         "",
@@ -93,13 +130,28 @@ def run_note(script: str, args, cwd: str, renamed: dict) -> str:
         f"| working folder | {_code(cwd)} |",
     ]
     if renamed:
+        # Name first, as the script has it; both as code spans and an arrow between them: the
+        # UI draws a Markdown table without borders or padding, and two plain columns read as
+        # one ("accuracy ___accuracy (%)").
         lines += ["", "Names MLflow does not accept were renamed (`azml history` shows the "
-                  "originals):", "", "| key in MLflow | name logged by the script |",
-                  "| --- | --- |"]
-        for index, (key, name) in enumerate(sorted(renamed.items())):
-            row = f"| {_code(key)} | {_cell(name)} |"
+                  "originals):", "", "| name logged by the script | | key in MLflow |",
+                  "| --- | --- | --- |"]
+        for index, (key, name) in enumerate(sorted(renamed.items(), key=lambda kv: kv[1])):
+            row = f"| {_code(name)} | → | {_code(key)} |"
             if sum(len(line) + 1 for line in lines) + len(row) > MAX_NOTE - 80:
                 lines.append(f"\n... and {len(renamed) - index} more (`azml history info`).")
+                break
+            lines.append(row)
+    if logged:
+        # A dict or list of str is a JSON artifact, which the run's page does not show: its
+        # items here, in what room the tag has left (the artifact always has them all).
+        lines += ["", "Lists and dicts the script logged:", "", "| name | items |",
+                  "| --- | --- |"]
+        for index, (name, (kind, content, path)) in enumerate(sorted(logged.items())):
+            row = f"| {_code(name)} | {_shown(kind, content, path)} |"
+            if sum(len(line) + 1 for line in lines) + len(row) > MAX_NOTE - 80:
+                lines.append(f"\n... and {len(logged) - index} more (artifacts under "
+                             "`metrics/`, `azml history info`).")
                 break
             lines.append(row)
     return "\n".join(lines)
@@ -112,23 +164,31 @@ UI_PORT = 5000  # `mlflow ui`'s default port
 UI_COMMAND = "python -m mlflow ui"
 
 
-def where_line(tracking_uri: str, experiment_id: str | None, run_id: str) -> str:
+def where_line(tracking_uri: str, experiment_id: str | None, run_id: str,
+               view: bool = False) -> str:
     """The one line a finished run prints: its page on a tracking server, or the command that
-    serves a local store and the page it then has. No credentials: the user part of the URI is
-    dropped from the link and redacted in the command."""
+    serves a local store and the page it then has; then the experiment's runs table, in the
+    Workbench view (``_view``: metrics as columns) when ``view`` (it was saved). No
+    credentials: the user part of the URI is dropped from the link and redacted in the
+    command."""
     import shlex
     from urllib.parse import urlsplit, urlunsplit
 
     from .._config import redact
+    from .view import VIEW_QUERY
 
     # Without workflowType the MLflow 3.17 UI shows the run under its GenAI view ("Evaluation
     # runs", GenAI sidebar): the browser's last choice, default GenAI.
     page = (f"#/experiments/{experiment_id}/runs/{run_id}?workflowType=machine_learning"
             if experiment_id else f"#/runs/{run_id}")
+    # Apart by spaces: a terminal takes a ";" or ")" touching a link as part of it.
+    runs = (f" | all runs: {{base}}/#/experiments/{experiment_id}/runs?workflowType="
+            f"machine_learning{'&' + VIEW_QUERY if view else ''}" if experiment_id else "")
     parts = urlsplit(tracking_uri)
     if parts.scheme in ("http", "https"):
         host = parts.netloc.rsplit("@", 1)[-1]
         base = urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))
-        return f"run {run_id}: {base}/{page}"
+        return f"run {run_id}: {base}/{page}" + runs.format(base=base)
+    base = f"http://127.0.0.1:{UI_PORT}"
     return (f"run {run_id}: see it with `{UI_COMMAND} --backend-store-uri "
-            f"{shlex.quote(redact(tracking_uri))}`, then http://127.0.0.1:{UI_PORT}/{page}")
+            f"{shlex.quote(redact(tracking_uri))}`, then {base}/{page}" + runs.format(base=base))

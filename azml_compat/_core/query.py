@@ -392,8 +392,9 @@ class History:
 
     def documents(self, run, paths) -> dict:
         """Values logged as dict, DataFrame, Series or list of str (artifact
-        ``metrics/<key>.json``) by original name: the value itself when its JSON is at most
-        ``DOCUMENT_INLINE`` characters, else a one-line preview naming the artifact."""
+        ``metrics/<key>.json``: a document, or a table as MLflow writes one) by original name:
+        the value itself when its JSON is at most ``DOCUMENT_INLINE`` characters, else a
+        one-line preview naming the artifact."""
         wanted = [p for p in paths if re.fullmatch(r"metrics/[^/]+\.json", p)]
         if not wanted:
             return {}
@@ -412,11 +413,16 @@ class History:
                     local = self.fetch_file(run_id, path, tmp)
                     with open(local, encoding="utf-8") as fh:
                         document = json.load(fh)
-                    name, value = document.get("name", name), document["value"]
+                    if "value" not in document and "columns" in document:  # a table
+                        kind, value = "table", {"columns": document["columns"],
+                                                "data": document["data"]}
+                    else:
+                        kind = document.get("type", "value")
+                        name, value = document.get("name", name), document["value"]
                 except (OSError, ValueError, KeyError, TypeError, AttributeError):
                     found[name] = f"(unreadable document: artifact {path})"
                     continue
-                found[name] = _document_value(value, document.get("type", "value"), size, path)
+                found[name] = _document_value(value, kind, size, path)
         return found
 
     def compare(self, run_ids) -> list[dict]:

@@ -28,6 +28,7 @@ DRIVER_LOG = "driver_log.txt"
 # Documents (dict, DataFrame, list of str) in `info`/`last`: shown whole up to this many
 # characters of JSON, else as a preview of DOCUMENT_PREVIEW characters and the artifact's path.
 DOCUMENT_INLINE = 1000
+VALUE_FOLDER = "metrics/"  # where a logged value that is not a metric or tag is stored
 DOCUMENT_PREVIEW = 100
 
 
@@ -70,8 +71,9 @@ def values(run) -> dict:
     found = {**{k: v for k, v in tags.items() if _user_tag(k)},
              **{k: _number(v) for k, v in run.data.metrics.items()}}
     named = {original_name(tags, key): value for key, value in found.items()}
-    for path in table_paths(tags):
-        named.setdefault(path[:-len(".json")] if path.endswith(".json") else path, path)
+    for name, path in table_names(tags).items():
+        if not path.startswith(VALUE_FOLDER):  # a logged value's table is read as a document
+            named.setdefault(name, path)
     return dict(sorted(named.items()))
 
 
@@ -85,6 +87,18 @@ def split_params(run) -> tuple[dict, dict]:
         else:
             params[key] = value
     return dict(sorted(params.items())), dict(sorted(properties.items()))
+
+
+def table_names(tags: dict) -> dict:
+    """``{name: artifact path}`` of the run's tables: SDK v1's by their path without
+    ``.json``, a value logged as a table (``metrics/<key>.json``) by its original name."""
+    out = {}
+    for path in table_paths(tags):
+        stem = path[:-len(".json")] if path.endswith(".json") else path
+        if stem.startswith(VALUE_FOLDER):
+            stem = original_name(tags, stem[len(VALUE_FOLDER):])
+        out.setdefault(stem, path)
+    return out
 
 
 def fields(run, attachments=None) -> dict:

@@ -26,11 +26,12 @@ from typing import Callable, NamedTuple
 from .batching import ARTIFACT, END, FILE, PARAM, Batch, pack
 from .inflight import InFlight, memory_path, recall, remember
 from .._config import Settings
-from .._consts import BACKOFF_MAX, BACKOFF_START
+from .._consts import BACKOFF_MAX, BACKOFF_START, VIEW_CHECKS, VIEW_INTERVAL
 from .._exceptions import GaveUp, Stopped
 from .._redact import redact, redact_text
 from .records import RunSpec
 from .stores import connect
+from .view import VIEW_TAG, merged
 from .stores.base import Store, http_status, is_run_level, is_transient
 
 log = logging.getLogger("azml")
@@ -139,6 +140,11 @@ class Sender:
         self._pool: _Pool | None = None
         self._window: InFlight | None = None  # with the pool: how many requests at once
         self._memory: str | None = None  # where the window's level is kept for the next process
+        # The experiment's runs view (``_view``): metric keys sent, and those it has.
+        self._view_keys: set[str] = set()
+        self._view_has: set[str] = set()
+        self._view_at: float | None = None  # when it was last written (or tried)
+        self._view_off = False  # not ours to write, or the store cannot
 
     def start(self) -> "Sender":
         """Connect (importing MLflow for most stores) and find or create the run, retrying
@@ -260,6 +266,8 @@ class Sender:
             window.resume(self._clock())
         try:
             for request in pack(records):
+                if isinstance(request, Batch) and request.metrics:
+                    self._view_keys.update({m[1] for m in request.metrics})
                 if window is not None and isinstance(request, Batch) and not request.tags:
                     in_flight.append((request, self._pool.submit(self._send_batch, request)))
                     while in_flight and (len(in_flight) >= window.limit
@@ -276,9 +284,61 @@ class Sender:
                     yield Delivered(request.upto, {request.record[0]: error} if error else None)
             while in_flight:
                 yield self._finished(*in_flight.popleft())
+            self._update_view()
         finally:
             if window is not None:
                 window.pause(self._clock())
+
+    @property
+    def view_saved(self) -> bool:
+        """True once the experiment's runs view holds this run's metrics."""
+        return bool(self._view_has)
+
+    def _update_view(self, final: bool = False) -> None:
+        """The experiment's runs view gets a column for each metric this run sent that it
+        lacks (``_view.merged``): after the first metrics arrive, then at most every
+        ``VIEW_INTERVAL`` seconds while new keys appear, and before the run ends. Tried once
+        each time, on this thread, never in the way of a record: a store that cannot (an
+        attached run of unknown experiment, a refusal) is told once and left alone."""
+        if self._view_off or not (self._view_keys - self._view_has):
+            return
+        now = self._clock()
+        if not final and self._view_at is not None and now - self._view_at < VIEW_INTERVAL:
+            return
+        self._view_at = now
+        experiment_id = getattr(self.store, "experiment_id", None)
+        update = getattr(self.store, "update_experiment_tag", None)
+        if experiment_id is None or update is None:
+            self._view_off = True
+            return
+        keys = set(self._view_keys)
+
+        def write() -> bool:
+            with self.gate:
+                return update(experiment_id, VIEW_TAG,
+                              lambda current: merged(current, keys, time.time_ns() // 1_000_000))
+
+        try:
+            wrote = write()
+            # Without a transaction another run's write may have come between our read and
+            # write (a sweep's runs start together) and dropped our columns: look again a
+            # moment later, until nothing is missing (measured: 4 processes side by side on
+            # a server lost a column without this).
+            for _ in range(VIEW_CHECKS):
+                if not wrote or getattr(self.store, "ATOMIC_TAG_UPDATE", False):
+                    break
+                self._pause(self._uniform(0.1, 0.5))
+                wrote = write()
+        except Stopped:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a view is never worth a record
+            if not is_transient(exc):
+                self._view_off = True
+                if not self._quiet:
+                    log.warning("the experiment's runs view (metrics as columns) was not saved: "
+                                "%s", _describe(exc))
+            return
+        self._view_has |= keys
 
     def _finished(self, request: Batch, future: Future) -> "Delivered":
         errors = future.result()
@@ -319,6 +379,7 @@ class Sender:
                 self._retry(lambda: self.store.upload_file(self.run_id, record[2], record[3]),
                             "upload")
             elif kind == END:
+                self._update_view(final=True)
                 self.end_run(record[2], record[3])
             elif kind == PARAM:
                 self._retry(lambda: self.store.log_params(self.run_id, {record[2]: record[3]}),

@@ -13,7 +13,7 @@ import time
 import uuid
 
 from .._config import Settings, absolute_uri
-from .._consts import CLOSE_TIMEOUT, HANDOFF_MEASURE
+from .._consts import CLOSE_TIMEOUT, HANDOFF_MEASURE, NOTE_INTERVAL
 from .dispatcher import Dispatcher, exit_message
 from .._redact import redact, redact_text
 from .journal import Journal, MemoryJournal, SpilledJournal
@@ -103,6 +103,7 @@ class Session:
         self.before_close: list = []  # called first in end(): faces' buffers go out
         self.tables = Tables(self.dispatcher_put)  # the run's tables (``_tables``)
         self.before_close.append(self.tables.close)
+        self.before_close.append(self._flush_note)
         self.nested_runs: list[Session] = []  # ended with this run, closed after it
         self._close_lock = threading.Lock()
         self.status = FINISHED
@@ -263,6 +264,24 @@ class Session:
             self._update_note()
         return key
 
+    def note_value(self, name: str, kind: str, content, path: str) -> None:
+        """A list of str or a dict was logged as ``path``: the description shows its items
+        (latest wins), for a run we describe. Sent at most every ``NOTE_INTERVAL`` seconds
+        (a script logging a list in a loop would send an 8 KB tag a call), and at the end."""
+        self.__dict__.setdefault("_logged", {})[name] = (kind, content, path)
+        now = time.monotonic()
+        if now - self.__dict__.get("_noted_at", -NOTE_INTERVAL) < NOTE_INTERVAL:
+            self._note_pending = True
+            return
+        self._noted_at = now
+        self._note_pending = False
+        self._update_note()
+
+    def _flush_note(self) -> None:
+        if self.__dict__.get("_note_pending"):
+            self._note_pending = False
+            self._update_note()
+
     def _update_note(self) -> None:
         """The run's description, with the table of renamed names as it stands now. Only for
         a run we describe (ours, or the one `azml submit` made for this script); a forked
@@ -277,7 +296,8 @@ class Session:
             args = []
         renamed = {key: name for name, key in self.keys.known.items() if key != name}
         note = run_note(spec.tags.get("mlflow.source.name", spec.tags.get(SCRIPT_TAG, "")),
-                        args, spec.tags.get(WORKDIR_TAG, ""), renamed)
+                        args, spec.tags.get(WORKDIR_TAG, ""), renamed,
+                        self.__dict__.get("_logged"))
         # Once the table fills the tag (~150 rows), it says "... and N more" and is not sent
         # again: a script with thousands of renamed names sends ~150 notes, not thousands.
         self._note_full = "more (`azml history info`)" in note
@@ -403,7 +423,8 @@ class Session:
         # At WARNING, the level `azml` commands show by default (as az): `azml submit` says it
         # too; --only-show-errors or the azml logger at ERROR hide it. Redacted by the filter.
         log.warning("%s", where_line(self.spec.tracking_uri,
-                                     getattr(store, "experiment_id", None), self.run.run_id))
+                                     getattr(store, "experiment_id", None), self.run.run_id,
+                                     view=self._sender is not None and self._sender.view_saved))
 
     def _wait(self, files, patience: float | None = None) -> bool:
         """Wait until everything is delivered; False when the store made no progress for

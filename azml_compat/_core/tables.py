@@ -11,7 +11,9 @@ Rows are appended on the caller's thread (a list append under a lock); the file 
 whole from the gathered rows by one writer thread per run, at most every ``INTERVAL`` seconds
 and never more than ~1/``DUTY`` of the time (a table of 10^5 rows takes ~0.1 s to serialise
 here: the writer then waits ~1 s), so many appends cost one rewrite and the caller never waits
-for one. ``flush()`` writes what is pending now (``run.flush()``, the end of the run).
+for one. ``flush()`` writes what is pending now (``run.flush()``, the end of the run). A table logged
+whole (a DataFrame given to Workbench's ``log()``: latest wins) is written at once by
+``snapshot()``, sharing the tag's list with the gathered ones.
 """
 from __future__ import annotations
 
@@ -155,6 +157,18 @@ class Tables:
                 self._put(ARTIFACT, path, encode(columns, rows))
             if new:
                 self._put(TAG, LOGGED_ARTIFACTS_TAG, logged_artifacts(self._listed))
+
+    def snapshot(self, name: str, columns: list[str], rows: list[list]):
+        """The table ``name`` is ``rows`` from now on (JSON-safe already), written now: the
+        handle of its last record. Not gathered: a later ``snapshot()`` replaces it whole."""
+        path = table_path(name)
+        data = encode(columns, rows)
+        with self._write_lock:
+            handle = self._put(ARTIFACT, path, data)
+            if path not in self._listed:
+                self._listed.append(path)
+                handle = self._put(TAG, LOGGED_ARTIFACTS_TAG, logged_artifacts(self._listed))
+        return handle
 
     def close(self) -> None:
         """The last write (the run ends); later ``add()`` calls raise."""

@@ -10,8 +10,11 @@ numpy longdouble (rounded to a double),
 bool, numpy bool\\_                         one metric point, 1.0 or 0.0
 str                                        the tag ``key`` (latest wins)
 list/tuple/1-D array of numbers or bools   one metric point per element, steps continuing
-list/tuple/1-D array of str, dict,         a JSON document at artifact ``metrics/<key>.json``
-pandas DataFrame or Series                 (latest wins)
+pandas DataFrame, dict of equal-length     an MLflow table at artifact ``metrics/<key>.json``
+lists of scalars                           (``orient="split"``, listed in
+                                           ``mlflow.loggedArtifacts``; latest wins)
+list/tuple/1-D array of str, other dict,   a JSON document at artifact ``metrics/<key>.json``
+pandas Series                              (latest wins)
 empty list/tuple/array                     nothing (a chart of no points)
 anything else                              ``TypeError`` naming the metric
 =========================================  ==============================================
@@ -24,6 +27,7 @@ import numbers
 
 # Kinds of what one log() call produces.
 POINT, SERIES, TEXT, DOCUMENT, NOTHING = "point", "series", "text", "document", "nothing"
+TABLE = "table"
 
 ACCEPTED = (
     "int, float, bool, str, numpy scalars, lists/tuples/1-D arrays of numbers or of str, "
@@ -88,11 +92,40 @@ def classify(name: str, value):
     if isinstance(value, (list, tuple)):
         return _classify_sequence(name, value)
     if isinstance(value, dict):
-        return DOCUMENT, ("dict", _jsonable(name, value))
+        content = _jsonable(name, value)
+        table = _columns(content)
+        return (TABLE, table) if table is not None else (DOCUMENT, ("dict", content))
     module = type(value).__module__ or ""
-    if module.startswith("pandas") and kind.__name__ in ("DataFrame", "Series"):
+    if module.startswith("pandas") and kind.__name__ == "DataFrame":
+        return TABLE, _frame(value)
+    if module.startswith("pandas") and kind.__name__ == "Series":
         return DOCUMENT, (kind.__name__, json.loads(value.to_json(orient="split")))
     raise _reject(name, value)
+
+
+def _frame(frame) -> tuple[list, list]:
+    """``(columns, rows)`` of a DataFrame as MLflow's ``log_table`` writes it (pandas'
+    ``orient="split"`` without the index); an index that is not the default 0..n-1 (row labels
+    such as a confusion matrix's) is kept as the first column(s), not dropped."""
+    index = frame.index
+    default = (type(index).__name__ == "RangeIndex" and index.start == 0 and index.step == 1
+               and index.name is None)
+    split = json.loads((frame if default else frame.reset_index()).to_json(orient="split",
+                                                                            index=False))
+    return [str(c) for c in split["columns"]], split["data"]
+
+
+def _columns(content: dict) -> tuple[list, list] | None:
+    """``(columns, rows)`` when a (JSON-safe) dict is a table: columns of equal length, at
+    least one row, every cell a scalar; else None (it stays a document)."""
+    if not content or not all(isinstance(v, list) for v in content.values()):
+        return None
+    lengths = {len(v) for v in content.values()}
+    if len(lengths) != 1 or not lengths.pop():
+        return None
+    if any(isinstance(cell, (list, dict)) for v in content.values() for cell in v):
+        return None
+    return list(content), [list(row) for row in zip(*content.values())]
 
 
 def _classify_numpy(name: str, value):

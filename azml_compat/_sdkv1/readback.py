@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 from .._core.records import LEGACY_NAME_TAG_PREFIX, NAME_TAG_PREFIX, TEXT_METRIC_TAG_PREFIX
-from .._core.tables import table_paths
+from .._core.runs import table_names
 
 # MLflow's run statuses as SDK v1 named them (``run.get_status()``).
 STATUS = {"RUNNING": "Running", "SCHEDULED": "NotStarted", "FINISHED": "Completed",
@@ -51,7 +51,7 @@ def metrics(history, run_id: str, name: str | None = None, known=None) -> dict:
     tags = run.data.tags
     points = (history.server or history.client).get_metric_history
     names = _names(tags)
-    tables = {path[:-len(".json")]: path for path in table_paths(tags)}
+    tables = table_names(tags)
     out: dict = {}
     for key in run.data.metrics:
         shown = names.get(key, key)

@@ -103,6 +103,18 @@ class FakeStore:
         self._call("end_run", status, end_time_ms)
         self._store(("end", status, end_time_ms))
 
+    experiment_id = "1"  # the run's experiment, known once the run is open
+
+    ATOMIC_TAG_UPDATE = True
+
+    def update_experiment_tag(self, experiment_id: str, key: str, update) -> bool:
+        self._call("update_experiment_tag", experiment_id, key)
+        tags = self.__dict__.setdefault("experiment_tags", {})  # apart from a run's events
+        value = update(tags.get(key))
+        if value is not None:
+            tags[key] = value
+        return value is not None
+
 
 class FakeClock:
     """``clock`` and ``sleep`` for a Sender: a sleep is recorded and moves the clock at once."""

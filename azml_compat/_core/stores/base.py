@@ -47,6 +47,11 @@ class Store(Protocol):
     def log_params(self, run_id: str, params: dict) -> None:
         """Params (write-once: another value for a key is refused)."""
 
+    def update_experiment_tag(self, experiment_id: str, key: str, update) -> bool:
+        """The experiment's tag ``key`` set to ``update(current value or None)`` unless that
+        is None; True if it wrote. Where ``ATOMIC_TAG_UPDATE`` is false another process may
+        write the tag between the read and the write."""
+
 
 # MLflow error codes that mean "this request is wrong", as opposed to "try again later".
 _RUN_GONE = {"RESOURCE_DOES_NOT_EXIST", "INVALID_STATE"}

@@ -61,7 +61,8 @@ class MlflowStore:
         whose parent has not created it yet): the caller asks again later.
         """
         if spec.run_id:
-            self._get_run(spec.run_id)  # fail early and clearly on an unknown id
+            # Fail early and clearly on an unknown id; the experiment, for its runs' view.
+            self.experiment_id = self._get_run(spec.run_id)
             return spec.run_id
         if not spec.owned:
             found = self._find_experiment(spec.experiment_name)
@@ -89,8 +90,9 @@ class MlflowStore:
 
         self.client.log_batch(run_id, params=[Param(k, v) for k, v in params.items()])
 
-    def _get_run(self, run_id: str) -> None:
-        self.client.get_run(run_id)
+    def _get_run(self, run_id: str) -> str:
+        """The run's experiment id; MLflow's error if there is no such run."""
+        return self.client.get_run(run_id).info.experiment_id
 
     def _find_run_by_key(self, experiment_id: str, spec: RunSpec) -> str | None:
         from mlflow.entities import ViewType
@@ -177,6 +179,24 @@ class MlflowStore:
 
     def end_run(self, run_id: str, status: str, end_time_ms: int) -> None:
         self.client.set_terminated(run_id, status, end_time=end_time_ms)
+
+    # Another process's write of the same tag may come between our read and write (a sweep's
+    # runs starting together): the caller checks again a moment later (``Sender``).
+    ATOMIC_TAG_UPDATE = False
+
+    def update_experiment_tag(self, experiment_id: str, key: str, update) -> bool:
+        """Read, update, write; True if it wrote."""
+        value = update(self._experiment_tag(experiment_id, key))
+        if value is None:
+            return False
+        self._set_experiment_tag(experiment_id, key, value)
+        return True
+
+    def _experiment_tag(self, experiment_id: str, key: str) -> str | None:
+        return self.client.get_experiment(experiment_id).tags.get(key)
+
+    def _set_experiment_tag(self, experiment_id: str, key: str, value: str) -> None:
+        self.client.set_experiment_tag(experiment_id, key, value)
 
 
 class LazyClient:

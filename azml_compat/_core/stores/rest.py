@@ -63,8 +63,19 @@ class RestStore(LazyClient, MlflowStore):
         self.TIMEOUT = self._answered_timeout
         return answer
 
-    def _get_run(self, run_id: str) -> None:
-        self._call("/api/2.0/mlflow/runs/get", "GET", {"run_id": run_id})
+    def _get_run(self, run_id: str) -> str:
+        run = self._call("/api/2.0/mlflow/runs/get", "GET", {"run_id": run_id})["run"]
+        return run["info"]["experiment_id"]
+
+    def _experiment_tag(self, experiment_id: str, key: str) -> str | None:
+        found = self._call("/api/2.0/mlflow/experiments/get", "GET",
+                           {"experiment_id": experiment_id})["experiment"]
+        return next((t.get("value", "") for t in found.get("tags", []) if t.get("key") == key),
+                    None)
+
+    def _set_experiment_tag(self, experiment_id: str, key: str, value: str) -> None:
+        self._call("/api/2.0/mlflow/experiments/set-experiment-tag",
+                   body={"experiment_id": experiment_id, "key": key, "value": value})
 
     def _find_run_by_key(self, experiment_id: str, spec: RunSpec) -> str | None:
         body = {"experiment_ids": [experiment_id], "filter": _key_filter(spec),

@@ -61,6 +61,7 @@ BUSY_TIMEOUT = 30.0  # seconds a write waits for another process's lock before i
 MAX_KEY = 250
 MAX_PARAM_VALUE = 6000
 MAX_TAG_VALUE = 8000
+MAX_EXPERIMENT_TAG_VALUE = 20000
 MAX_METRICS = 1000
 MAX_PARAMS_TAGS = 100
 MAX_ENTITIES = 1000
@@ -283,9 +284,37 @@ class SqliteStore(LazyClient, MlflowStore):
                            [(k, str(v), run_id) for k, v in tags.items()])
         return run_id
 
-    def _get_run(self, run_id: str) -> None:
+    def _get_run(self, run_id: str) -> str:
         with self._lock:
             self._run(self.db, run_id, active=False)
+            return str(self.db.execute("SELECT experiment_id FROM runs WHERE run_uuid = ?",
+                                       (run_id,)).fetchone()[0])
+
+    ATOMIC_TAG_UPDATE = True
+
+    def update_experiment_tag(self, experiment_id: str, key: str, update) -> bool:
+        """Read and write in one transaction: no other writer comes in between. As MLflow's
+        ``set_experiment_tag``: its key and value checks, an active experiment only."""
+        with self._write() as db:
+            found = db.execute("SELECT lifecycle_stage FROM experiments WHERE experiment_id = ?",
+                               (int(experiment_id),)).fetchone()
+            if found is None:
+                raise _not_found(f"No Experiment with id={experiment_id} exists")
+            if found[0] != "active":
+                raise _invalid(f"The experiment {experiment_id} must be in the 'active' state. "
+                               f"Current state is {found[0]}.")
+            row = db.execute("SELECT value FROM experiment_tags WHERE experiment_id = ? AND "
+                             "key = ?", (int(experiment_id), key)).fetchone()
+            value = update(row[0] if row else None)
+            if value is None:
+                return False
+            _checked_key(key, "key")
+            if len(key) > MAX_KEY or len(value) > MAX_EXPERIMENT_TAG_VALUE:
+                raise _invalid(f"experiment tag {key!r}: key or value too long")
+            db.execute("INSERT INTO experiment_tags (key, value, experiment_id) VALUES (?, ?, ?) "
+                       "ON CONFLICT (key, experiment_id) DO UPDATE SET value = excluded.value",
+                       (key, value, int(experiment_id)))
+        return True
 
     @staticmethod
     def _run(db, run_id: str, active: bool = True) -> tuple:
