@@ -409,3 +409,24 @@ def test_a_backlog_too_big_for_the_exit_is_delivered_by_a_detached_process(serve
     assert run.info.status == "FINISHED"
     assert server_store.journals() == []
     assert list((server_store.home / "journal").glob("*.log")) == []
+
+
+def test_a_journal_handed_over_reads_as_delivered_in_the_background_before_its_claim(tmp_path):
+    """Between the exiting script and the detached process taking the journal's lock (its
+    imports: a fraction of a second) no one holds the lock; `azml sync --list` must still say
+    who will deliver it, from the pid the script noted, and stop saying so once that pid is
+    gone."""
+    from azml_compat._core.journal import Journal
+    from azml_compat._core.replay import describe
+
+    journal = Journal.create(str(tmp_path), "handed", {"tracking_uri": "http://127.0.0.1:9",
+                                                       "experiment_name": "x", "run_id": "r1"})
+    waiting = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        journal.set_meta(delivered_by=waiting.pid)
+        journal.close(prune=False)
+        assert describe(journal.path)["state"] == f"delivering in the background (pid {waiting.pid})"
+    finally:
+        waiting.kill()
+        waiting.wait(10)
+    assert describe(journal.path)["state"] == "ok"

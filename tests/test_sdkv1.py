@@ -489,7 +489,7 @@ def test_properties_never_meet_the_scripts_arguments(store):
     run = store.only_run()
     assert run.info.status == "FINISHED"
     assert run.data.params == {"kernel": "linear", "arg0": "0.5", "properties/kernel": "rbf",
-                               "properties/dataset": "v3", "properties/split ___": "20"}
+                               "properties/dataset": "v3", "properties/split _pct_": "20"}
     # SDK v1's add-only rule still holds for the property itself.
     assert "property 'kernel' is already 'rbf'" in lines["PROPERTY"], proc.stdout
     added = {"kernel": "rbf", "dataset": "v3", "split (%)": "20"}  # by the names given

@@ -410,10 +410,12 @@ def describe(path: str) -> dict:
     missing = [key for key in _REQUIRED_META if key not in meta]
     if missing:
         row["state"] = f"unreadable (no {', '.join(missing)} in its meta)"
+    elif meta.get("delivered_by") and _alive(meta["delivered_by"]):
+        # Noted by the exiting script as it starts that process, so true before the process
+        # holds the lock too; cleared when it stops (a killed one's pid is no longer alive).
+        row["state"] = f"delivering in the background (pid {meta['delivered_by']})"
     elif _in_use(path):
-        pid = meta.get("delivered_by")
-        row["state"] = (f"delivering in the background (pid {pid})" if pid and _alive(pid)
-                        else "in use")
+        row["state"] = "in use"
     elif meta.get("vanished"):
         row["state"] = "run deleted from its store: --to-new-run sends its records to a new run"
     return row
