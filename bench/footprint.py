@@ -131,10 +131,9 @@ def _alternate(variants: dict, store, root: str, repeat: int, new_folder: bool =
             fh.write(text)
     samples = {name: [] for name in variants}
     folders = {name: [] for name in variants}
-    # One unmeasured round first, in experiments of its own: it leaves every variant's
-    # bytecode in the benchmark's PYTHONPYCACHEPREFIX (``python -m bench`` sets it), as an
-    # installed package has its .pyc; without it our editable install compiled ~40 modules
-    # on every start (0.1 s at load 8) where MLflow's wheel had them compiled.
+    # One unmeasured round first, in experiments of its own: every variant's bytecode is
+    # cached (``python -m bench`` lets children write it, as an installed package has its
+    # .pyc) and every server worker has served the variant once.
     for name in variants:
         cwd = os.path.join(root, f"warm-{name}") if new_folder else (
             os.path.dirname(store.uri[len("sqlite:///"):]) if embedded else root)
