@@ -129,6 +129,10 @@ OURS_PERSIST = """
 from azureml.logging import get_azureml_logger
 logger = get_azureml_logger()
 run_id = logger.wait_for_run(120)
+# The read-back's client is imported off the clock, as MLflow's variants import it before their
+# start: the embedded default never imports MLflow itself, so count() would pay its ~1.2 s import
+# inside ours alone.
+from mlflow.tracking import MlflowClient
 names, steps = {names}, {steps}
 start = time.perf_counter()
 if {as_list}:
@@ -177,19 +181,25 @@ mlflow.end_run()
 """
 
 
-def _persist(store, names: int, steps: int, as_list: bool = False) -> dict:
+def _persist(store, names: int, steps: int, as_list: bool = False, rounds: int = 3) -> dict:
+    """Each variant ``rounds`` times, alternating, and its median round: one round of each read
+    ours 2.05 s against 2.54, then 2.56 against 2.30, on the same commit's SQLite default."""
     fmt = dict(names=names, steps=steps, as_list=as_list)
-    ours = run_child(OURS_PERSIST.format(**fmt), child_env(store))
-    batch = run_child(MLFLOW_BATCH_PERSIST.format(**fmt), child_env(store))
-    results = {"ours": ours, "mlflow_log_batch": batch}
+    variants = {"ours": (OURS_PERSIST, {}), "mlflow_log_batch": (MLFLOW_BATCH_PERSIST, {})}
     if not as_list:
-        results["mlflow_buffered_async"] = run_child(
-            MLFLOW_BUFFERED_PERSIST.format(**fmt),
-            child_env(store, MLFLOW_ASYNC_LOGGING_BUFFERING_SECONDS=1))
+        variants["mlflow_buffered_async"] = (MLFLOW_BUFFERED_PERSIST,
+                                             {"MLFLOW_ASYNC_LOGGING_BUFFERING_SECONDS": 1})
+    samples = {name: [] for name in variants}
     expected = names * steps
-    for name, result in results.items():
-        if result["points"] != expected:
-            raise RuntimeError(f"{name} persisted {result['points']} of {expected} points")
+    for _ in range(rounds):
+        for name, (body, extra) in variants.items():
+            result = run_child(body.format(**fmt), child_env(store, **extra))
+            if result["points"] != expected:
+                raise RuntimeError(f"{name} persisted {result['points']} of {expected} points")
+            samples[name].append(result)
+    results = {name: sorted(runs, key=lambda r: r["seconds"])[len(runs) // 2]
+               for name, runs in samples.items()}
+    ours = results["ours"]
     best = min(v["seconds"] for k, v in results.items() if k != "ours")
     results["ratio_ours_over_best"] = ours["seconds"] / best
     return results
