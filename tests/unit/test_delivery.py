@@ -2,6 +2,7 @@
 watermark, isolating a rejected record, pacing, spilling to RAM, refused credentials, and a
 sender that cannot start."""
 import threading
+import time
 
 import pytest
 
@@ -178,3 +179,38 @@ def test_a_sender_that_cannot_start_fails_every_handle_and_keeps_the_records(cor
     assert [r[3] for r in dispatcher.journal.pending(0, 10)] == [0.0, 1.0, 2.0]
     assert len([line for line in warnings_said if "cannot log to this run" in line]) == 1
     assert [call[0] for call in store.calls] == ["open_run"]  # not retried, nothing sent
+
+
+def test_a_slow_request_does_not_keep_the_next_ones_waiting(core, monkeypatch):
+    """Two requests in flight, the first one slow: the third is sent as soon as the second
+    is done, not once the first is; completions still go out in order."""
+    from azml_compat._core import sender as _sender
+
+    monkeypatch.setattr(_sender, "recall", lambda path: {"limit": 2, "rates": {}})
+    release = threading.Event()
+
+    class SlowFirst(FakeStore):
+        def log_batch(self, run_id, metrics, tags):
+            if metrics and metrics[0][4] == 0:  # the request with step 0
+                assert release.wait(WAIT)
+            super().log_batch(run_id, metrics, tags)
+
+    store = SlowFirst(concurrency=2)
+    store.held["open_run"] = threading.Event()  # every point journaled before the first send
+    dispatcher = core(store)
+    handles = [dispatcher.put_stepped(METRIC, "x", float(i), 1) for i in range(3000)]
+    deadline = time.monotonic() + WAIT
+    while dispatcher._journaled < 3000 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    store.held["open_run"].set()
+    try:
+        while len(store.values("x")) < 2000 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        # The first thousand are still on their way; the second and third thousands arrived.
+        assert sorted(store.values("x")) == [float(i) for i in range(1000, 3000)]
+        assert not any(handle.done() for handle in handles)  # the watermark waits in order
+    finally:
+        release.set()
+    assert dispatcher.flush(WAIT)
+    assert sorted(store.values("x")) == [float(i) for i in range(3000)]
+    assert all(handle.done() for handle in handles)
