@@ -148,6 +148,30 @@ def test_sigkill_after_logging_then_sync_delivers_everything(own_server, tmp_pat
     assert run.info.status == "KILLED"  # its process never ended it
 
 
+
+def test_a_point_logged_just_before_a_sigkill_is_kept(own_server, tmp_path):
+    """A script that logs now and then (an epoch's metrics) and is killed 20 ms after its last
+    point: the point is journaled, not left in RAM for the next group commit (every 50 ms)."""
+    store = own_store(own_server, tmp_path)
+    cmd = script(store, """
+        import os, signal, time
+        logger = get_azureml_logger()
+        time.sleep(0.3)  # a quiet spell: the journal thread is between two commits
+        logger.log("last", 1)
+        time.sleep(0.02)
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    procs = [subprocess.Popen(cmd, cwd=store.workdir, env=store.env(), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    for proc in procs:
+        proc.wait(60)
+        assert proc.returncode == -signal.SIGKILL, proc.stderr.read()
+    own_server.start()
+    azml_sync(store)
+    runs = store.runs()
+    assert len(runs) == 4
+    assert [values(store, run.info.run_id, "last") for run in runs] == [[1.0]] * 4
+
 def test_sync_skips_a_journal_in_use_and_a_corrupted_one(own_server, tmp_path):
     own_server.start()
     store = own_store(own_server, tmp_path)
