@@ -2,6 +2,7 @@
 folders, counted with MLflow's own client: fork, spawn and forkserver; Pool, ProcessPoolExecutor,
 Process and DataLoader-style loops; ended by close/join, by the with-block's terminate(), by
 os._exit(), sys.exit() and SIGKILL; and subprocesses, which learn the run from the environment."""
+import json
 import signal
 import subprocess
 import textwrap
@@ -288,3 +289,45 @@ def test_workers_of_a_killed_parent_are_delivered_by_sync(store):
     assert values(store, run_id, "orphan") == list(range(200))
     assert steps(store, run_id, "orphan") == list(range(200))
     nothing_left_behind(store)
+
+
+def listed_tables(store: Store, run_id: str) -> list[str]:
+    tags = store.client.get_run(run_id).data.tags
+    return sorted(e["path"] for e in json.loads(tags.get("mlflow.loggedArtifacts", "[]")))
+
+
+@pytest.mark.parametrize("ending", ["exit", "sigkill"])
+def test_tables_of_workers_and_parent_are_all_listed(store, ending):
+    """A table is found through the run's mlflow.loggedArtifacts list (the UI, load_table):
+    a worker's tables and the parent's all stay on it, whoever logged last and whether the
+    parent delivers them or, once it is killed, azml sync does."""
+    proc = store.run_script(legacy(f"""
+        import multiprocessing as mp, os, signal
+        logger = get_azureml_logger()
+
+        def work(i):
+            logger.log(f"worker {{i}}", {{"fold": [i, i], "score": [0.5, 0.25]}})
+            return i
+
+        if __name__ == "__main__":
+            logger.log("parent before", {{"x": [1, 2]}})
+            with mp.get_context("fork").Pool(2) as pool:
+                pool.map(work, range(2))
+            logger.log("parent after", {{"y": [3]}})
+            if {ending == "sigkill"}:
+                logger.flush(60)  # the parent's own records are stored: only the list is at stake
+                os.kill(os.getpid(), signal.SIGKILL)
+    """), timeout=180, check=False)
+    if ending == "sigkill":
+        assert proc.returncode == -signal.SIGKILL, proc.stderr
+        synced = subprocess.run(["azml", "sync"], cwd=store.workdir, env=store.env(),
+                                capture_output=True, text=True, timeout=300)
+        assert synced.returncode == 0, synced.stdout + synced.stderr
+    else:
+        assert proc.returncode == 0, proc.stderr
+    run_id = store.only_run().info.run_id
+    names = ["parent before", "parent after", "worker 0", "worker 1"]
+    assert listed_tables(store, run_id) == sorted(f"metrics/{n}.json" for n in names)
+    for name in names:
+        table = json.loads(store.artifact_bytes(run_id, f"metrics/{name}.json"))
+        assert table["data"], name

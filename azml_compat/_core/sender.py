@@ -12,7 +12,9 @@ The store (``_stores.base.Store``), the clock, the sleep and the jitter are give
 from __future__ import annotations
 
 import collections
+import contextlib
 import gc
+import json
 import logging
 import os
 import queue
@@ -31,6 +33,7 @@ from .._exceptions import GaveUp, Stopped
 from .._redact import redact, redact_text
 from .records import RunSpec
 from .stores import connect
+from .tables import LOGGED_ARTIFACTS_TAG
 from .view import VIEW_TAG, merged
 from .stores.base import Store, http_status, is_run_level, is_transient
 
@@ -145,6 +148,7 @@ class Sender:
         self._view_has: set[str] = set()
         self._view_at: float | None = None  # when it was last written (or tried)
         self._view_off = False  # not ours to write, or the store cannot
+        self._listed: list | None = None  # mlflow.loggedArtifacts entries sent (``_listing_all``)
 
     def start(self) -> "Sender":
         """Connect (importing MLflow for most stores) and find or create the run, retrying
@@ -268,6 +272,8 @@ class Sender:
             for request in pack(records):
                 if isinstance(request, Batch) and request.metrics:
                     self._view_keys.update({m[1] for m in request.metrics})
+                if isinstance(request, Batch) and request.tags:
+                    request.tags = [self._listing_all(tag) for tag in request.tags]
                 if window is not None and isinstance(request, Batch) and not request.tags:
                     in_flight.append((request, self._pool.submit(self._send_batch, request)))
                     yield from self._reap(in_flight, window.limit)
@@ -286,6 +292,33 @@ class Sender:
         finally:
             if window is not None:
                 window.pause(self._clock())
+
+    def _listing_all(self, tag: tuple) -> tuple:
+        """A ``mlflow.loggedArtifacts`` tag lists what the run's other processes listed too.
+        Each process writes the tables it knows of, and the tag's latest value wins: a worker
+        logging one table after the parent's left the UI and ``mlflow.load_table`` finding
+        only the worker's. So the list sent is the union of what this sender has sent and what
+        the store held when it first sent one (read once: the journal of a killed parent and
+        its workers' are delivered by separate senders). Another value (not a JSON list) is
+        passed on as it is."""
+        seq, key, value = tag
+        if key != LOGGED_ARTIFACTS_TAG:
+            return tag
+        try:
+            entries = json.loads(value)
+        except ValueError:
+            return tag
+        if not isinstance(entries, list):
+            return tag
+        if self._listed is None:
+            held = self._retry(lambda: self.store.run_tag(self.run_id, key), "read the run's tables")
+            self._listed = []
+            with contextlib.suppress(ValueError, TypeError):
+                self._listed = [e for e in json.loads(held or "[]") if isinstance(e, dict)]
+        for entry in entries:
+            if entry not in self._listed:
+                self._listed.append(entry)
+        return seq, key, json.dumps(self._listed, ensure_ascii=False)
 
     def _reap(self, in_flight: collections.deque, limit: int):
         """Report the finished head of ``in_flight`` (completions go out in order), then wait

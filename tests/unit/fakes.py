@@ -82,6 +82,12 @@ class FakeStore:
         self._call("last_steps", run_id)
         return {}
 
+    def run_tag(self, run_id: str, key: str) -> str | None:
+        self._call("run_tag", run_id, key)
+        with self._lock:
+            return next((e[2] for e in reversed(self.events)
+                         if e[0] == "tag" and e[1] == key), None)
+
     def log_batch(self, run_id: str, metrics: list, tags: list) -> None:
         self._call("log_batch", list(metrics), list(tags))
         self._store(*[(key, value, step) for _, key, value, _, step in metrics],

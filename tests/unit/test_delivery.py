@@ -214,3 +214,29 @@ def test_a_slow_request_does_not_keep_the_next_ones_waiting(core, monkeypatch):
     assert dispatcher.flush(WAIT)
     assert sorted(store.values("x")) == [float(i) for i in range(3000)]
     assert all(handle.done() for handle in handles)
+
+
+def test_the_tables_list_keeps_what_the_store_and_earlier_tags_listed(core):
+    """``mlflow.loggedArtifacts`` (latest wins) is sent as the union of what the run already
+    holds, read once, and every list sent since: a process listing only its own tables does
+    not hide another's."""
+    import json
+
+    listed = "mlflow.loggedArtifacts"
+
+    def entry(path):
+        return {"path": path, "type": "table"}
+
+    store = FakeStore()
+    store.events.append(("tag", listed, json.dumps([entry("killed parent's.json")])))
+    dispatcher = core(store)
+    dispatcher.put(TAG, listed, json.dumps([entry("a.json")]))
+    dispatcher.put(TAG, listed, json.dumps([entry("b.json"), entry("a.json")]))
+    dispatcher.put(TAG, listed, "not a list")  # someone else's value: passed on as it is
+    assert dispatcher.flush(WAIT)
+    sent = [json.loads(v) if v != "not a list" else v for k, v in
+            [(e[1], e[2]) for e in store.events[1:] if e[0] == "tag"]]
+    assert sent == [[entry("killed parent's.json"), entry("a.json")],
+                    [entry("killed parent's.json"), entry("a.json"), entry("b.json")],
+                    "not a list"]
+    assert [c for c in store.calls if c[0] == "run_tag"] == [("run_tag", "run-1", listed)]

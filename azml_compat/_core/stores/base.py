@@ -32,6 +32,9 @@ class Store(Protocol):
     def last_steps(self, run_id: str) -> dict:
         """``{key: highest step}`` of every metric the run has."""
 
+    def run_tag(self, run_id: str, key: str) -> str | None:
+        """The run's tag ``key`` as the store has it now, or None."""
+
     def log_batch(self, run_id: str, metrics: list, tags: list) -> None:
         """``(seq, key, value, timestamp_ms, step)`` metrics and ``(seq, key, value)`` tags."""
 

@@ -140,6 +140,9 @@ class MlflowStore:
         metrics = self.client.get_run(run_id).data._metric_objs  # the latest point of each key
         return {m.key: m.step for m in metrics}
 
+    def run_tag(self, run_id: str, key: str) -> str | None:
+        return self.client.get_run(run_id).data.tags.get(key)
+
     def log_batch(self, run_id: str, metrics: list, tags: list) -> None:
         from mlflow.entities import Metric, RunTag
 

@@ -132,6 +132,11 @@ class RestStore(LazyClient, MlflowStore):
         run = self._call("/api/2.0/mlflow/runs/get", "GET", {"run_id": run_id})["run"]
         return {m["key"]: int(m.get("step", 0)) for m in run.get("data", {}).get("metrics", [])}
 
+    def run_tag(self, run_id: str, key: str) -> str | None:
+        run = self._call("/api/2.0/mlflow/runs/get", "GET", {"run_id": run_id})["run"]
+        return next((t.get("value") for t in run.get("data", {}).get("tags", [])
+                     if t.get("key") == key), None)
+
     def log_batch(self, run_id: str, metrics: list, tags: list) -> None:
         body = {
             "run_id": run_id,

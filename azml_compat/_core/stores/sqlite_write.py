@@ -359,6 +359,13 @@ class SqliteStore(LazyClient, MlflowStore):
             return dict(self.db.execute("SELECT key, step FROM latest_metrics WHERE run_uuid = ?",
                                         (run_id,)).fetchall())
 
+    def run_tag(self, run_id: str, key: str) -> str | None:
+        with self._lock:
+            self._run(self.db, run_id, active=False)
+            found = self.db.execute("SELECT value FROM tags WHERE run_uuid = ? AND key = ?",
+                                    (run_id, key)).fetchone()
+        return found[0] if found else None
+
     # -- the batch -------------------------------------------------------------------------------
     def log_batch(self, run_id: str, metrics: list, tags: list) -> None:
         """Everything checked first (MLflow refuses the whole batch for one bad record), then
