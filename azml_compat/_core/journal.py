@@ -570,11 +570,11 @@ class SpilledJournal:
         return records
 
     def settle(self, upto: int, errors: dict | None = None) -> None:
-        try:
-            self.disk.settle(upto, errors)
-        except sqlite3.Error:
-            pass
+        # A failed deletion on disk is raised, not swallowed: the dispatcher then counts what
+        # it kept as delivered and still there, and tries again. Swallowed, a full disk had
+        # the exit report those records undelivered (4,010 of 60,000 once, all delivered).
         self.memory.settle(upto, errors)
+        self.disk.settle(upto, errors)
 
     def advance(self, seq: int, next_step: int) -> None:
         try:

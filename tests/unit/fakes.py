@@ -138,15 +138,17 @@ class FakeClock:
 
 
 class FullDiskJournal:
-    """A disk journal that takes ``accept`` appends, then fails each like a full disk."""
+    """A disk journal that takes ``accept`` appends, then fails each like a full disk; with
+    ``full_settles`` its deletions fail too (SQLite's WAL needs room to record one)."""
 
     path = "/nowhere/journal.db"
 
-    def __init__(self, accept: int) -> None:
+    def __init__(self, accept: int, full_settles: bool = False) -> None:
         self._records = MemoryJournal()
         self.sqlite_lock = self._records.sqlite_lock
         self.accept = accept
         self.appends = 0
+        self.full_settles = full_settles
 
     def append(self, records, meta=None) -> None:
         if self.appends >= self.accept:
@@ -158,6 +160,8 @@ class FullDiskJournal:
         return self._records.pending(after, limit)
 
     def settle(self, upto: int, errors: dict | None = None) -> None:
+        if self.full_settles:
+            raise sqlite3.OperationalError("database or disk is full")
         self._records.settle(upto, errors)
 
     def advance(self, seq: int, next_step: int) -> None:
@@ -173,7 +177,8 @@ class FullDiskJournal:
         return 0
 
     def undelivered(self, done: int = 0) -> tuple[int, int, int]:
-        return self._records.in_memory(), 0, 0  # "on disk"
+        seqs = [record[0] for record in self._records.pending(0, 1 << 30)]  # "on disk"
+        return sum(seq > done for seq in seqs), 0, sum(seq <= done for seq in seqs)
 
     def in_memory(self) -> int:
         return 0

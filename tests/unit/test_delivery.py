@@ -147,6 +147,31 @@ def test_a_journal_that_fails_spills_to_memory_and_nothing_is_lost(core, own_fal
     assert dispatcher.whereabouts() == {"journal": 0, "memory": 0, "rejected": 0, "stale": 0}
 
 
+@pytest.mark.parametrize("spilled_first", [False, True], ids=["delivered-first", "spilled-first"])
+def test_delivered_records_a_full_disk_keeps_are_not_said_undelivered(core, spilled_first):
+    """The disk full, a delivered record cannot be deleted from the journal: it is counted
+    as delivered and still there (stale), not as one to deliver, whether it was delivered
+    before or after the journal spilled to memory."""
+    store = FakeStore()
+    journal = FullDiskJournal(accept=1, full_settles=True)
+    dispatcher = core(store, journal)
+    if spilled_first:
+        store.held["log_batch"] = threading.Event()
+    first = dispatcher.put_stepped(METRIC, "x", 0.0, 1)
+    dispatcher.commit()  # journaled on "disk"
+    if not spilled_first:
+        first.wait(WAIT)  # delivered; its deletion failed
+    handles = [dispatcher.put_stepped(METRIC, "x", float(i), 1) for i in range(1, 11)]
+    dispatcher.commit()
+    assert isinstance(dispatcher.journal, SpilledJournal)
+    if spilled_first:
+        store.held["log_batch"].set()
+    for handle in [first, *handles]:
+        handle.wait(WAIT)
+    assert store.values("x") == [float(i) for i in range(11)]
+    assert dispatcher.whereabouts() == {"journal": 0, "memory": 0, "rejected": 0, "stale": 1}
+
+
 def test_refused_credentials_make_wait_return_with_one_warning(core, warnings_said):
     store = FakeStore()
     store.refuse = lambda op, args: unauthorized() if op == "log_batch" else None
