@@ -265,3 +265,23 @@ def test_the_tables_list_keeps_what_the_store_and_earlier_tags_listed(core):
                     [entry("killed parent's.json"), entry("a.json"), entry("b.json")],
                     "not a list"]
     assert [c for c in store.calls if c[0] == "run_tag"] == [("run_tag", "run-1", listed)]
+
+
+def test_a_run_gone_when_its_tables_list_is_read_is_said_as_a_run_gone(core, warnings_said):
+    """The one read behind the tables list meets a deleted run: the batch after it meets it
+    too and the dispatcher says so once, keeping the records (not a delivery error retried
+    every second)."""
+    from azml_compat._core.stores.base import StoreError
+
+    store = FakeStore()
+    store.refuse = lambda op, args: (StoreError("Run with id=run-1 not found", 404,
+                                                "RESOURCE_DOES_NOT_EXIST")
+                                     if op in ("run_tag", "log_batch") else None)
+    dispatcher = core(store)
+    handle = dispatcher.put(TAG, "mlflow.loggedArtifacts", '[{"path": "t.json", "type": "table"}]')
+    with pytest.raises(Exception) as raised:  # noqa: B017 - the store's error is checked below
+        handle.wait(WAIT)
+    assert store_error(raised.value).error_code == "RESOURCE_DOES_NOT_EXIST"
+    assert dispatcher.vanished is not None
+    assert not any("delivery error" in line for line in warnings_said), warnings_said
+    assert dispatcher.journal.in_memory() == 1  # kept for azml sync --to-new-run
