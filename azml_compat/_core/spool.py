@@ -44,6 +44,7 @@ _LENGTH = struct.Struct("<I")
 _dumps, _pack = marshal.dumps, _LENGTH.pack  # the hot path's calls, bound once
 SUFFIX = ".spool"
 ACK = ".ack"
+PARTIAL = ".partial"  # an .ack being rewritten: renamed over it once whole
 FOLDER = ".workers"
 _POLL = 0.02  # seconds between a waiting worker's reads of its .ack (the parent writes it at 50 ms)
 
@@ -316,11 +317,7 @@ class Intake:
                 if reader.torn():
                     _drop_torn(reader)
                 reader.close()
-                for path in (reader.path, reader.path + ACK):
-                    try:
-                        os.unlink(path)
-                    except OSError:
-                        pass
+                _remove(reader.path)
                 del self._readers[name]
             try:
                 os.rmdir(self.directory)
@@ -334,8 +331,19 @@ def _drop_torn(reader: _Reader) -> None:
                 "not a whole record and were dropped", reader.path, reader.torn())
 
 
+def _remove(path: str) -> None:
+    """The spool of a worker that is gone, once its records are delivered or adopted into a
+    journal; its ``.ack``; and an ``.ack.partial`` left by a parent killed between writing and
+    renaming it (one was left once in a run of the workers' tests, and kept the folder)."""
+    for stale in (path, path + ACK, path + ACK + PARTIAL):
+        try:
+            os.unlink(stale)
+        except OSError:
+            pass
+
+
 def _write_ack(path: str, done: int, run_id: str) -> None:
-    partial = path + ACK + ".partial"
+    partial = path + ACK + PARTIAL
     try:
         with open(partial, "w", encoding="ascii") as fh:
             fh.write(f"{done} {run_id}")
@@ -442,11 +450,7 @@ def _adopt_one(journal_cls, journal_dir: str, parent_id: str, path: str, offset:
         if gone:
             if reader.torn():
                 _drop_torn(reader)
-            for stale in (path, path + ACK):
-                try:
-                    os.unlink(stale)
-                except OSError:
-                    pass
+            _remove(path)
         return target if frames else None
     finally:
         reader.close()

@@ -73,3 +73,20 @@ def test_sync_adopts_a_dead_parents_spool_from_where_its_journal_stopped(tmp_pat
     rows = sqlite3.connect(adopted).execute("SELECT num FROM records ORDER BY seq").fetchall()
     assert rows == [(3.0,), (4.0,), (5.0,)]
     assert not os.path.exists(spool.path)
+
+
+def test_sync_leaves_no_half_written_ack_of_a_parent_killed_while_writing_it(tmp_path):
+    """The parent rewrites a spool's ``.ack`` through ``.ack.partial`` and a rename: killed in
+    between, it leaves the partial file, which sync removes with the spool it belonged to (the
+    parent is gone, so nothing will finish it), and the workers' folder with them."""
+    journal_dir = str(tmp_path / "journal")
+    parent = Journal.create(journal_dir, "parent", {"experiment_name": "e", "tracking_uri": "u"})
+    directory = folder(journal_dir, "parent")
+    spool = _spool(directory, 3)
+    with open(spool.path + ".ack.partial", "w", encoding="ascii") as fh:
+        fh.write("2 run")  # the rename never came
+    parent.close()
+    spool.abandon()
+    (adopted,) = adopt(journal_dir)
+    assert sqlite3.connect(adopted).execute("SELECT COUNT(*) FROM records").fetchone() == (3,)
+    assert not os.path.exists(directory), os.listdir(directory)
