@@ -31,6 +31,11 @@ def unauthorized() -> StoreError:
     return StoreError("HTTP 401 Unauthorized", 401)
 
 
+def run_gone(run_id: str = "run-1") -> StoreError:
+    """What a tracking server answers once the run was deleted (or its database wiped)."""
+    return StoreError(f"Run with id={run_id} not found", 404, "RESOURCE_DOES_NOT_EXIST")
+
+
 class FakeStore:
     """A tracking store in memory. ``events`` is what it stored, in arrival order; ``calls``
     every call (failed ones too); ``refuse(op, args)`` returns the error a call raises;

@@ -10,7 +10,7 @@ from azml_compat._core import dispatcher as _dispatcher
 from azml_compat._core.journal import MemoryJournal, SpilledJournal
 from azml_compat._core.records import ARTIFACT, METRIC, TAG
 
-from .fakes import FakeStore, FullDiskJournal, rejected, unauthorized
+from .fakes import FakeStore, FullDiskJournal, rejected, run_gone, unauthorized
 
 WAIT = 60  # seconds: only a bound so that a broken core fails instead of hanging
 
@@ -271,12 +271,8 @@ def test_a_run_gone_when_its_tables_list_is_read_is_said_as_a_run_gone(core, war
     """The one read behind the tables list meets a deleted run: the batch after it meets it
     too and the dispatcher says so once, keeping the records (not a delivery error retried
     every second)."""
-    from azml_compat._core.stores.base import StoreError
-
     store = FakeStore()
-    store.refuse = lambda op, args: (StoreError("Run with id=run-1 not found", 404,
-                                                "RESOURCE_DOES_NOT_EXIST")
-                                     if op in ("run_tag", "log_batch") else None)
+    store.refuse = lambda op, args: run_gone() if op in ("run_tag", "log_batch") else None
     dispatcher = core(store)
     handle = dispatcher.put(TAG, "mlflow.loggedArtifacts", '[{"path": "t.json", "type": "table"}]')
     with pytest.raises(Exception) as raised:  # noqa: B017 - the store's error is checked below
