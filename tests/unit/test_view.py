@@ -1,6 +1,7 @@
 """The experiment's runs view (``_core.view``): what the tag becomes, and when the sender
 writes it (off the caller's thread, a few times a run, never in the way of a record)."""
 import json
+import threading
 
 from azml_compat._core.records import END, METRIC
 from azml_compat._core.view import MAX_VALUE, VIEW_TAG, merged
@@ -78,3 +79,36 @@ def test_a_store_refusing_the_view_loses_no_record(core, warnings_said):
     assert [c[0] for c in store.calls].count("update_experiment_tag") == 1  # told once, let be
     assert sum("runs view" in line for line in warnings_said) == 1
     assert ("end", "FINISHED", 3000) in store.events
+
+
+def test_looking_at_the_view_again_keeps_no_record_waiting(core):
+    """Where the tag is read, then written (a server), the view is looked at again a moment
+    after each write: another run's write may have come between and dropped our columns.
+    That moment (0.1-0.5 s) is not the records': the points after the write are delivered
+    while the look waits, and the look is done before the run ends."""
+    looking, release = threading.Event(), threading.Event()
+
+    class ReadThenWrite(FakeStore):
+        ATOMIC_TAG_UPDATE = False
+
+    def pause(seconds):  # the wait before looking again (no retry happens in this test)
+        looking.set()
+        release.wait(WAIT)
+
+    store = ReadThenWrite()
+    dispatcher = core(store, sleep=pause)
+    dispatcher.put_stepped(METRIC, "loss", 1.0, 1000)
+    assert looking.wait(WAIT)  # written, and waiting to look again
+    handle = dispatcher.put_stepped(METRIC, "loss", 0.5, 1001)
+    try:
+        handle.wait(5)  # delivered while the look still waits
+        assert not release.is_set()
+    finally:
+        release.set()
+    dispatcher.put(END, "FINISHED", 3000)
+    assert dispatcher.flush(WAIT)
+    assert store.values("loss") == [1.0, 0.5]
+    calls = [c[0] for c in store.calls]
+    assert calls.count("update_experiment_tag") == 2  # the write, and the look after it
+    assert max(i for i, c in enumerate(calls) if c == "update_experiment_tag") < calls.index(
+        "end_run")
