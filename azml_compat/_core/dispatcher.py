@@ -483,13 +483,32 @@ class Dispatcher:
             self._complete(records[-1][0], {r[0]: error for r in records}, settle=False,
                            records=records)
             return
-        shared = self.shared
-        if shared is not None:
-            if shared.from_store:
-                shared.raise_floors(sender.last_steps())
-            with sender.gate:  # the allocator is SQLite: a fork must not split a call
-                records = shared.apply(self.journal, records, sender.run_id)
-        for done in sender.deliver(records):
+        # The reads the requests in flight came from, to name a refused record: requests span
+        # at most three (at most 8 are held, of at most 1,000 records each).
+        recent: collections.deque = collections.deque(maxlen=3)
+
+        def reads():
+            """This read, then the next ones while they come back full (a backlog), each
+            taken as the sender has sent the last one's requests (``Sender.deliver``)."""
+            nonlocal records
+            while True:
+                shared = self.shared
+                if shared is not None:
+                    if shared.from_store:
+                        shared.raise_floors(sender.last_steps())
+                    with sender.gate:  # the allocator is SQLite: a fork must not split a call
+                        records = shared.apply(self.journal, records, sender.run_id)
+                recent.append(records)
+                yield records
+                if (len(records) < SEND_WINDOW or self._stop.is_set()
+                        or self.vanished is not None):
+                    return
+                records = self.journal.pending(records[-1][0], SEND_WINDOW)
+                if not records:
+                    return
+
+        for done in sender.deliver(reads()):
+            named = [r for read in recent for r in read] if done.errors else ()
             if done.partial is not None:
                 self._advance(*done.partial)
             gone = next((e for e in (done.errors or {}).values() if is_run_level(e)), None)
@@ -497,10 +516,10 @@ class Dispatcher:
                 self._run_vanished(sender.run_id, gone)
                 # Kept, not set aside: a new run can still take them. The rest of this
                 # window is sent no more (the next round keeps it the same way).
-                self._complete(done.upto, done.errors, settle=False, records=records,
+                self._complete(done.upto, done.errors, settle=False, records=named,
                                points=done.points)
                 return
-            self._complete(done.upto, done.errors, records=records, points=done.points)
+            self._complete(done.upto, done.errors, records=named, points=done.points)
 
     def _advance(self, seq: int, next_step: int) -> None:
         """A series record is delivered up to ``next_step``: the journal says so (a stopped

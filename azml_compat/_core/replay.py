@@ -355,30 +355,36 @@ def _replay(journal: Journal, result: SyncResult, dry_run: bool, give_up_after: 
     # Counted as the journal confirms it: records deleted after delivery. On a full disk the
     # delete can fail; those records stay (sent again by the next sync, harmlessly) and are
     # not counted, so the counts of successive syncs add up to what the journal held.
-    after, unsettled, waiting = 0, None, {}
-    while records := journal.pending(after, SEND_WINDOW):
-        if shared is not None:
-            records = shared.apply(journal, records, sender.run_id)
-        for done in sender.deliver(records):
-            gone = next((e for e in (done.errors or {}).values() if is_run_level(e)), None)
-            if gone is not None:  # lost while we send: what is left stays for a new run
-                raise _run_gone(journal, sender.run_id, uri, gone) from gone
-            result.points += done.points
-            waiting.update(done.errors or {})
-            try:
-                if done.partial is not None:
-                    journal.advance(*done.partial)
-                deleted = journal.settle(done.upto, waiting)
-            except sqlite3.OperationalError as exc:  # a full disk: delivered, not yet deleted
-                unsettled = exc
-                deleted = None
-            if deleted is not None:
-                result.rejected += len(waiting)
-                result.delivered += deleted - len(waiting)
-                waiting = {}
-            state.records_done, state.points_done = result.delivered + result.rejected, result.points
-            tell()
-        after = records[-1][0]
+    unsettled, waiting = None, {}
+
+    def reads():
+        """The journal a window at a time, each read as the last one's requests are sent."""
+        after = 0
+        while records := journal.pending(after, SEND_WINDOW):
+            if shared is not None:
+                records = shared.apply(journal, records, sender.run_id)
+            yield records
+            after = records[-1][0]
+
+    for done in sender.deliver(reads()):
+        gone = next((e for e in (done.errors or {}).values() if is_run_level(e)), None)
+        if gone is not None:  # lost while we send: what is left stays for a new run
+            raise _run_gone(journal, sender.run_id, uri, gone) from gone
+        result.points += done.points
+        waiting.update(done.errors or {})
+        try:
+            if done.partial is not None:
+                journal.advance(*done.partial)
+            deleted = journal.settle(done.upto, waiting)
+        except sqlite3.OperationalError as exc:  # a full disk: delivered, not yet deleted
+            unsettled = exc
+            deleted = None
+        if deleted is not None:
+            result.rejected += len(waiting)
+            result.delivered += deleted - len(waiting)
+            waiting = {}
+        state.records_done, state.points_done = result.delivered + result.rejected, result.points
+        tell()
     if unsettled is not None:
         raise unsettled
     if owned_and_abandoned:

@@ -58,7 +58,7 @@ def test_sender_waits_as_long_as_retry_after_says():
     sender = Sender(SPEC, store_factory=lambda uri: store, clock=clock, sleep=clock.sleep,
                     uniform=LONGEST, quiet=True).start()
     records = [(seq, METRIC, "x", float(seq), 1, seq - 1) for seq in (1, 2, 3)]
-    assert [(d.upto, d.errors) for d in sender.deliver(records)] == [(3, {})]
+    assert [(d.upto, d.errors) for d in sender.deliver([records])] == [(3, {})]
     assert clock.slept == [7, 7]
     assert store.values("x") == [1.0, 2.0, 3.0]
     assert len(list(pack(records))) == 1

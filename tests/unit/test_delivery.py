@@ -241,6 +241,48 @@ def test_a_slow_request_does_not_keep_the_next_ones_waiting(core, monkeypatch):
     assert all(handle.done() for handle in handles)
 
 
+def test_the_next_read_of_the_journal_does_not_wait_for_the_last_requests_of_this_one(
+        core, monkeypatch):
+    """The sender reads the journal ``SEND_WINDOW`` records at a time. The requests of the
+    next read go out while the last ones of this read are still in flight: waiting for them
+    emptied the pipeline at every boundary (``Sender.deliver``)."""
+    from azml_compat._consts import SEND_WINDOW
+    from azml_compat._core import sender as _sender
+
+    monkeypatch.setattr(_sender, "recall", lambda path: {"limit": 2, "rates": {}})
+    release = threading.Event()
+    last_of_first_read = SEND_WINDOW - 1000  # the step starting the read's last request
+
+    class SlowBoundary(FakeStore):
+        def log_batch(self, run_id, metrics, tags):
+            if metrics and metrics[0][4] == last_of_first_read:
+                assert release.wait(WAIT)
+            super().log_batch(run_id, metrics, tags)
+
+    store = SlowBoundary(concurrency=2)
+    store.held["open_run"] = threading.Event()  # every point journaled before the first send
+    dispatcher = core(store)
+    total = 2 * SEND_WINDOW
+    for i in range(total):
+        dispatcher.put_stepped(METRIC, "x", float(i), 1)
+    deadline = time.monotonic() + WAIT
+    while dispatcher._journaled < total and time.monotonic() < deadline:
+        time.sleep(0.01)
+    store.held["open_run"].set()
+    try:
+        deadline = time.monotonic() + 10  # the first read's other requests take milliseconds
+        while (not any(v >= SEND_WINDOW for v in store.values("x"))
+               and time.monotonic() < deadline):
+            time.sleep(0.01)
+        arrived = store.values("x")
+        assert any(v >= SEND_WINDOW for v in arrived), "the next read waited for this one"
+        assert not any(last_of_first_read <= v < SEND_WINDOW for v in arrived)  # still held
+    finally:
+        release.set()
+    assert dispatcher.flush(WAIT)
+    assert sorted(store.values("x")) == [float(i) for i in range(total)]
+
+
 def test_the_tables_list_keeps_what_the_store_and_earlier_tags_listed(core):
     """``mlflow.loggedArtifacts`` (latest wins) is sent as the union of what the run already
     holds, read once, and every list sent since: a process listing only its own tables does
