@@ -176,12 +176,19 @@ def _footprint_rows_in(store: Store, workdir: str, selected: set, stack) -> list
             r = footprint.case_points(target, workdir)
             ours, theirs = r["ours"], r["mlflow"]
             ratio = ours["wall_s"] / theirs["wall_s"]
+            # On a server, the floor beside it: a stdlib script sending nothing but the
+            # requests (``footprint.BARE_POINTS``), as a ratio of MLflow's wall too.
+            bare = r.get("bare")
+            floor = (f"; stdlib client, the requests alone {bare['wall_s']:.2f} / "
+                     f"{bare['cpu_s']:.2f} / {bare['rss_mb']:.0f}" if bare else "")
+            floor_ratio = (f" (that client {bare['wall_s'] / theirs['wall_s']:.2f}x)"
+                           if bare else "")
             rows.append(_row(store.name, f"9 20k points, whole script until stored{label}",
                              "wall s / CPU s / peak RSS MB, whole process",
                              f"{ours['wall_s']:.2f} / {ours['cpu_s']:.2f} / {ours['rss_mb']:.0f}",
                              f"start_run + log_batch(1000) script {theirs['wall_s']:.2f} / "
-                             f"{theirs['cpu_s']:.2f} / {theirs['rss_mb']:.0f}",
-                             f"{ratio:.2f}x MLflow's wall",
+                             f"{theirs['cpu_s']:.2f} / {theirs['rss_mb']:.0f}{floor}",
+                             f"{ratio:.2f}x MLflow's wall{floor_ratio}",
                              f"<= {limit}x", ratio <= limit))
     if "6" in selected and store.name == "sqlite":
         r = footprint.case_history_list_sqlite(workdir)
