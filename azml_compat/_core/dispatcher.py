@@ -483,8 +483,9 @@ class Dispatcher:
             self._complete(records[-1][0], {r[0]: error for r in records}, settle=False,
                            records=records)
             return
-        # The reads the requests in flight came from, to name a refused record: requests span
-        # at most three (at most 8 are held, of at most 1,000 records each).
+        # The reads the requests in flight came from, to name a refused record. At most
+        # 2 x AZML_MAX_IN_FLIGHT requests are held, and a full read of metrics makes 5: three
+        # reads at the default of 4. A record past them is named only "record".
         recent: collections.deque = collections.deque(maxlen=3)
 
         def reads():
