@@ -488,10 +488,9 @@ class Dispatcher:
         # reads at the default of 4. A record past them is named only "record".
         recent: collections.deque = collections.deque(maxlen=3)
 
-        def reads():
+        def reads(records):
             """This read, then the next ones while they come back full (a backlog), each
             taken as the sender has sent the last one's requests (``Sender.deliver``)."""
-            nonlocal records
             while True:
                 shared = self.shared
                 if shared is not None:
@@ -508,7 +507,7 @@ class Dispatcher:
                 if not records:
                     return
 
-        for done in sender.deliver(reads()):
+        for done in sender.deliver(reads(records)):
             named = [r for read in recent for r in read] if done.errors else ()
             if done.partial is not None:
                 self._advance(*done.partial)

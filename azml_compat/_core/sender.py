@@ -370,7 +370,7 @@ class Sender:
         of a record: a store that cannot (an attached run of unknown experiment, a refusal)
         is told once and left alone."""
         if final and self._view_look is not None:
-            self._view_look.join()  # the run ends with its view looked at again
+            self._view_look.join()  # the look under way ends before the run does
         if self._view_off or not (self._view_keys - self._view_has):
             return
         if self._view_look is not None and self._view_look.is_alive():
@@ -406,11 +406,12 @@ class Sender:
             # a server lost a column without this). On a thread of its own: done here, the
             # 0.1-0.5 s waits held every batch behind them (a 470 ms hole in the 20 requests
             # of 20,000 points to `mlflow server --workers 1`).
+            if final:  # the run ends with its view looked at again
+                self._look_again(write)
+                return
             self._view_look = threading.Thread(target=self._look_again, args=(write,),
                                                name="azml-view", daemon=True)
             self._view_look.start()
-            if final:
-                self._view_look.join()
 
     def _look_again(self, write) -> None:
         try:
